@@ -1,0 +1,1 @@
+//! Parley: a live chat server.
