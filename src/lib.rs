@@ -1,1 +1,19 @@
-//! Parley: a live chat server.
+//! Parley: a horizontally scalable live chat server.
+//!
+//! Layout, outside in:
+//! - [`server`] starts the reactors, the broker and their threads;
+//! - [`reactor`] owns sockets: one mio event loop per core;
+//! - [`http`] and [`ws`] are sans-IO parsers and encoders on byte slices;
+//! - [`chat`] is the protocol: requests in, frames out;
+//! - [`broker`] orders, stores and fans out room messages;
+//! - [`config`], [`stats`] and [`web`] support the rest.
+
+pub mod broker;
+pub mod chat;
+pub mod config;
+pub mod http;
+pub mod reactor;
+pub mod server;
+pub mod stats;
+pub mod web;
+pub mod ws;

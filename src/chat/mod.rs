@@ -1,0 +1,55 @@
+//! The chat protocol (v1, see docs/protocol.md): what clients may ask, what
+//! the server answers, and the rules for names. Pure data in, bytes out; the
+//! reactor decides when to call it and where the bytes go.
+
+pub mod names;
+pub mod request;
+pub mod wire;
+
+/// Stable machine-readable error codes; see docs/protocol.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    UnknownType,
+    InvalidRoom,
+    InvalidText,
+    InvalidCid,
+    NotJoined,
+    AlreadyJoined,
+    TooManyRooms,
+    Overloaded,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::InvalidText => "invalid_text",
+            ErrorCode::InvalidCid => "invalid_cid",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Unavailable => "unavailable",
+        }
+    }
+
+    /// The human-readable sentence sent with the code.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "the frame is not a valid request object",
+            ErrorCode::UnknownType => "unknown request type",
+            ErrorCode::InvalidRoom => "room names are 1-64 characters of A-Z a-z 0-9 _ - . :",
+            ErrorCode::InvalidText => "text is empty or too long",
+            ErrorCode::InvalidCid => "cid must be 1-64 bytes",
+            ErrorCode::NotJoined => "join the room first",
+            ErrorCode::AlreadyJoined => "this socket is already in the room",
+            ErrorCode::TooManyRooms => "too many rooms",
+            ErrorCode::Overloaded => "server overloaded, retry later",
+            ErrorCode::Unavailable => "storage unavailable, retry later",
+        }
+    }
+}

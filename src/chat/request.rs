@@ -1,0 +1,235 @@
+//! Client requests: one JSON object per text frame, parsed in one pass into
+//! a flat shape and then checked against the rules of its `type`.
+//!
+//! Parsing is lenient about unknown fields (newer clients) and strict about
+//! the fields it uses. Strings borrow from the frame where JSON escapes allow.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{is_valid_cid, is_valid_room};
+use super::ErrorCode;
+
+/// A client's request id, echoed in replies: a JSON number or a short string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReqId {
+    Num(serde_json::Number),
+    Str(Box<str>),
+}
+
+/// Longest string request id, in bytes.
+pub const MAX_REQ_ID: usize = 64;
+
+/// A request that passed validation.
+#[derive(Debug, PartialEq)]
+pub enum Request<'a> {
+    Join {
+        room: Cow<'a, str>,
+        since: Option<u64>,
+        epoch: Option<Cow<'a, str>>,
+    },
+    Leave {
+        room: Cow<'a, str>,
+    },
+    Send {
+        room: Cow<'a, str>,
+        text: Cow<'a, str>,
+        cid: Cow<'a, str>,
+    },
+    History {
+        room: Cow<'a, str>,
+        before: Option<u64>,
+        limit: Option<u64>,
+    },
+}
+
+impl Request<'_> {
+    /// The room the request is about.
+    pub fn room(&self) -> &str {
+        match self {
+            Request::Join { room, .. }
+            | Request::Leave { room }
+            | Request::Send { room, .. }
+            | Request::History { room, .. } => room,
+        }
+    }
+}
+
+/// A request refused before it reached the chat logic.
+#[derive(Debug, PartialEq)]
+pub struct Rejected {
+    pub code: ErrorCode,
+    pub id: Option<ReqId>,
+}
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    room: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    cid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    epoch: Option<Cow<'a, str>>,
+    since: Option<u64>,
+    before: Option<u64>,
+    limit: Option<u64>,
+    id: Option<ReqId>,
+}
+
+/// Parses and validates one text frame.
+pub fn parse(frame: &str, max_text_bytes: usize) -> Result<(Request<'_>, Option<ReqId>), Rejected> {
+    let mut raw: Raw<'_> = serde_json::from_str(frame).map_err(|_| Rejected {
+        code: ErrorCode::BadRequest,
+        id: None,
+    })?;
+    let id = raw.id.take();
+    if matches!(&id, Some(ReqId::Str(s)) if s.len() > MAX_REQ_ID) {
+        return Err(Rejected {
+            code: ErrorCode::BadRequest,
+            id: None,
+        });
+    }
+    match check(raw, max_text_bytes) {
+        Ok(req) => Ok((req, id)),
+        Err(code) => Err(Rejected { code, id }),
+    }
+}
+
+fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> {
+    let kind = raw.kind.ok_or(ErrorCode::BadRequest)?;
+    if !matches!(&*kind, "join" | "leave" | "send" | "history") {
+        return Err(ErrorCode::UnknownType);
+    }
+    let room = raw
+        .room
+        .filter(|r| is_valid_room(r))
+        .ok_or(ErrorCode::InvalidRoom)?;
+    Ok(match &*kind {
+        "join" => Request::Join {
+            room,
+            since: raw.since,
+            epoch: raw.epoch,
+        },
+        "leave" => Request::Leave { room },
+        "history" => Request::History {
+            room,
+            before: raw.before,
+            limit: raw.limit,
+        },
+        _ => {
+            let text = raw
+                .text
+                .filter(|t| !t.is_empty() && t.len() <= max_text_bytes)
+                .ok_or(ErrorCode::InvalidText)?;
+            let cid = raw
+                .cid
+                .filter(|c| is_valid_cid(c))
+                .ok_or(ErrorCode::InvalidCid)?;
+            Request::Send { room, text, cid }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(frame: &str) -> ErrorCode {
+        parse(frame, 10).unwrap_err().code
+    }
+
+    #[test]
+    fn valid_requests() {
+        let (req, id) = parse(r#"{"type":"join","room":"lobby","since":4,"id":7}"#, 10).unwrap();
+        assert_eq!(
+            req,
+            Request::Join {
+                room: "lobby".into(),
+                since: Some(4),
+                epoch: None
+            }
+        );
+        assert_eq!(id, Some(ReqId::Num(7.into())));
+
+        let (req, id) = parse(
+            r#"{"type":"send","room":"a","text":"hi \u00e9","cid":"c1","id":"x","extra":[1]}"#,
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            Request::Send {
+                room: "a".into(),
+                text: "hi é".into(),
+                cid: "c1".into()
+            }
+        );
+        assert_eq!(id, Some(ReqId::Str("x".into())));
+
+        let (req, _) = parse(r#"{"type":"history","room":"a","before":9,"limit":2}"#, 10).unwrap();
+        assert_eq!(
+            req,
+            Request::History {
+                room: "a".into(),
+                before: Some(9),
+                limit: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn rejections_carry_stable_codes() {
+        let cases = [
+            ("not json", ErrorCode::BadRequest),
+            ("[1,2]", ErrorCode::BadRequest),
+            (r#"{"room":"a"}"#, ErrorCode::BadRequest),
+            (
+                r#"{"type":"join","room":"a","since":-1}"#,
+                ErrorCode::BadRequest,
+            ),
+            (r#"{"type":"dance","room":"a"}"#, ErrorCode::UnknownType),
+            (r#"{"type":"join"}"#, ErrorCode::InvalidRoom),
+            (r#"{"type":"join","room":"a b"}"#, ErrorCode::InvalidRoom),
+            (
+                r#"{"type":"send","room":"a","cid":"c"}"#,
+                ErrorCode::InvalidText,
+            ),
+            (
+                r#"{"type":"send","room":"a","text":"","cid":"c"}"#,
+                ErrorCode::InvalidText,
+            ),
+            (
+                r#"{"type":"send","room":"a","text":"12345678901","cid":"c"}"#,
+                ErrorCode::InvalidText,
+            ),
+            (
+                r#"{"type":"send","room":"a","text":"t"}"#,
+                ErrorCode::InvalidCid,
+            ),
+        ];
+        for (frame, want) in cases {
+            assert_eq!(code(frame), want, "{frame}");
+        }
+    }
+
+    #[test]
+    fn rejection_echoes_the_request_id() {
+        let err = parse(r#"{"type":"dance","id":"q1"}"#, 10).unwrap_err();
+        assert_eq!(err.id, Some(ReqId::Str("q1".into())));
+    }
+
+    #[test]
+    fn overlong_string_id_is_refused() {
+        let frame = format!(
+            r#"{{"type":"join","room":"a","id":"{}"}}"#,
+            "i".repeat(MAX_REQ_ID + 1)
+        );
+        assert_eq!(code(&frame), ErrorCode::BadRequest);
+    }
+}

@@ -1,0 +1,266 @@
+//! Runtime configuration: one list of settings, read from a TOML file, then
+//! `PARLEY_*` environment variables, then command-line flags (each source
+//! overrides the one before), and validated once before anything starts.
+//!
+//! Every setting is declared once in the `settings!` table below; the macro
+//! derives the flag, the environment variable, the file key and the default
+//! from that single line, so the three sources cannot drift apart.
+//! `conf/parley.toml` documents every key with its default and unit.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident: $ty:ty = $default:expr, env $env:literal;
+    )+) => {
+        /// The effective configuration of a running server.
+        #[derive(Debug, Clone, Serialize)]
+        pub struct Config {
+            $( $(#[doc = $doc])+ pub $name: $ty, )+
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $( $name: $default, )+ }
+            }
+        }
+
+        /// Settings as a config file states them; absent keys stay `None`.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileSettings {
+            $( #[serde(default)] pub $name: Option<$ty>, )+
+        }
+
+        /// Settings as flags or environment variables state them.
+        #[derive(Debug, Default, clap::Args)]
+        pub struct FlagSettings {
+            $(
+                $(#[doc = $doc])+
+                #[arg(long, env = $env, num_args = 0..=1,
+                      default_missing_value = "true")]
+                pub $name: Option<$ty>,
+            )+
+        }
+
+        impl Config {
+            /// Layers `file` and then `flags` over the defaults.
+            pub fn layered(file: FileSettings, flags: FlagSettings) -> Config {
+                let mut config = Config::default();
+                $(
+                    if let Some(v) = file.$name { config.$name = v; }
+                    if let Some(v) = flags.$name { config.$name = v; }
+                )+
+                config
+            }
+        }
+    };
+}
+
+settings! {
+    /// Address to listen on, for example 127.0.0.1:8080 or [::1]:8080.
+    listen: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080)),
+        env "PARLEY_LISTEN";
+    /// Reactor threads; 0 means one per available core.
+    reactors: usize = 0, env "PARLEY_REACTORS";
+    /// Serve the conformance echo endpoint at /echo (testing only).
+    echo: bool = false, env "PARLEY_ECHO";
+    /// Largest WebSocket message accepted, in bytes (close 1009 above).
+    max_message_bytes: usize = 64 * 1024, env "PARLEY_MAX_MESSAGE_BYTES";
+    /// Log level: error, warn, info, debug or trace.
+    log_level: String = "info".into(), env "PARLEY_LOG_LEVEL";
+    /// Largest HTTP request head, in bytes (431 above).
+    max_head_bytes: usize = 8 * 1024, env "PARLEY_MAX_HEAD_BYTES";
+    /// Most header lines in an HTTP request head (431 above).
+    max_headers: usize = 32, env "PARLEY_MAX_HEADERS";
+    /// Time from accept to a complete request head, in milliseconds; also
+    /// the idle limit between keep-alive requests.
+    handshake_timeout_ms: u64 = 10_000, env "PARLEY_HANDSHAKE_TIMEOUT_MS";
+    /// Seconds a WebSocket may be silent before the server pings it.
+    ping_interval_secs: u64 = 25, env "PARLEY_PING_INTERVAL_SECS";
+    /// Seconds after a ping without any frame from the peer before the
+    /// connection is closed.
+    ping_timeout_secs: u64 = 20, env "PARLEY_PING_TIMEOUT_SECS";
+    /// Bytes queued for one connection before it counts as a slow consumer
+    /// and is closed with 1013.
+    max_outbound_bytes: usize = 1024 * 1024, env "PARLEY_MAX_OUTBOUND_BYTES";
+    /// Messages each room keeps in memory for `since` recovery and history.
+    history_size: usize = 1000, env "PARLEY_HISTORY_SIZE";
+    /// Recent messages sent after `joined` when a join has no `since`.
+    history_on_join: usize = 50, env "PARLEY_HISTORY_ON_JOIN";
+    /// Largest page a `history` request may ask for.
+    history_page_max: usize = 200, env "PARLEY_HISTORY_PAGE_MAX";
+    /// Longest message text, in bytes of UTF-8.
+    max_text_bytes: usize = 4096, env "PARLEY_MAX_TEXT_BYTES";
+    /// Rooms one connection may be in at once.
+    max_rooms_per_conn: usize = 32, env "PARLEY_MAX_ROOMS_PER_CONN";
+    /// Rooms the embedded broker holds at once.
+    max_rooms: usize = 100_000, env "PARLEY_MAX_ROOMS";
+    /// Events waiting for one reactor before new messages are refused with
+    /// `overloaded` (backpressure instead of unbounded memory).
+    max_reactor_queue: usize = 1_000_000, env "PARLEY_MAX_REACTOR_QUEUE";
+    /// Milliseconds between SIGTERM and a forced exit.
+    shutdown_timeout_ms: u64 = 5_000, env "PARLEY_SHUTDOWN_TIMEOUT_MS";
+}
+
+/// A configuration problem, naming the key at fault.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads a config file; unknown keys and ill-typed values name the key.
+pub fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+}
+
+impl Config {
+    /// Reactor threads to start, resolving 0 to the available cores.
+    pub fn reactor_count(&self) -> usize {
+        match self.reactors {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The log level as the `log` crate knows it.
+    pub fn level(&self) -> log::LevelFilter {
+        self.log_level.parse().unwrap_or(log::LevelFilter::Info)
+    }
+
+    /// Checks every value against its allowed range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.log_level.parse::<log::LevelFilter>().is_err() {
+            return Err(ConfigError(format!(
+                "log_level: {:?} is not one of off, error, warn, info, \
+                 debug, trace",
+                self.log_level
+            )));
+        }
+        let u = |v: usize| v as u64;
+        let checks: [(&str, u64, u64, u64); 16] = [
+            ("reactors", u(self.reactors), 0, 1024),
+            ("max_message_bytes", u(self.max_message_bytes), 125, 1 << 30),
+            ("max_head_bytes", u(self.max_head_bytes), 256, 1 << 20),
+            ("max_headers", u(self.max_headers), 4, 64),
+            (
+                "handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                100,
+                600_000,
+            ),
+            ("ping_interval_secs", self.ping_interval_secs, 1, 3600),
+            ("ping_timeout_secs", self.ping_timeout_secs, 1, 3600),
+            (
+                "max_outbound_bytes",
+                u(self.max_outbound_bytes),
+                4096,
+                1 << 32,
+            ),
+            ("history_size", u(self.history_size), 1, 1_000_000),
+            ("history_on_join", u(self.history_on_join), 0, 10_000),
+            ("history_page_max", u(self.history_page_max), 1, 10_000),
+            ("max_text_bytes", u(self.max_text_bytes), 1, 1 << 20),
+            ("max_rooms_per_conn", u(self.max_rooms_per_conn), 1, 10_000),
+            ("max_rooms", u(self.max_rooms), 1, 100_000_000),
+            ("max_reactor_queue", u(self.max_reactor_queue), 16, 1 << 32),
+            (
+                "shutdown_timeout_ms",
+                self.shutdown_timeout_ms,
+                0,
+                3_600_000,
+            ),
+        ];
+        for (key, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(ConfigError(format!(
+                    "{key}: {value} is outside the allowed range {min}..={max}"
+                )));
+            }
+        }
+        if self.history_on_join > self.history_size {
+            return Err(ConfigError(
+                "history_on_join: must not exceed history_size".into(),
+            ));
+        }
+        if self.max_text_bytes + 1024 > self.max_message_bytes {
+            return Err(ConfigError(
+                "max_text_bytes: must be at least 1 KiB below \
+                 max_message_bytes, to leave room for the JSON around it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let file: FileSettings =
+            toml::from_str("max_text_bytes = 100\nhistory_size = 7\n").unwrap();
+        let flags = FlagSettings {
+            history_size: Some(9),
+            ..Default::default()
+        };
+        let c = Config::layered(file, flags);
+        assert_eq!(c.max_text_bytes, 100);
+        assert_eq!(c.history_size, 9);
+        assert_eq!(c.ping_interval_secs, 25);
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let err = toml::from_str::<FileSettings>("max_txt_bytes = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_txt_bytes"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_is_named() {
+        let c = Config {
+            max_headers: 1000,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("max_headers:"), "{err}");
+    }
+
+    #[test]
+    fn example_config_in_conf_matches_defaults() {
+        let text = include_str!("../conf/parley.toml");
+        let file: FileSettings = toml::from_str(text).unwrap();
+        let c = Config::layered(file, FlagSettings::default());
+        let d = Config::default();
+        let documented: toml::Table = toml::from_str(text).unwrap();
+        let fields = serde_json::to_value(&d).unwrap();
+        let fields = fields.as_object().unwrap();
+        assert_eq!(documented.len(), fields.len(), "a key is undocumented");
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            serde_json::to_value(&d).unwrap()
+        );
+    }
+}

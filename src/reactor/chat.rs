@@ -1,0 +1,128 @@
+//! A chat socket's requests, checked against the socket's own state (which
+//! rooms it is in) and handed to the broker. Answers that need the broker
+//! arrive later as inbox events; answers that do not are queued here.
+
+use std::sync::Arc;
+
+use super::conn::{ChatSession, RoomSlot, SlotState};
+use super::ctx::Ctx;
+use super::input::Ending;
+use super::outbuf::OutQueue;
+use crate::broker::{ConnRef, HistoryRequest, JoinRequest, PublishRequest};
+use crate::chat::request::{self, ReqId, Request};
+use crate::chat::{wire, ErrorCode};
+use crate::stats::ReactorStats;
+
+/// Messages a history request returns when it names no limit.
+const DEFAULT_PAGE: u64 = 50;
+
+pub fn on_text(
+    text: &str,
+    chat: &mut ChatSession,
+    me: ConnRef,
+    out: &mut OutQueue,
+    ctx: &mut Ctx,
+) -> Option<Ending> {
+    let (req, id) = match request::parse(text, ctx.config.max_text_bytes) {
+        Ok(parsed) => parsed,
+        Err(rejected) => {
+            out.push_vec(wire::error(rejected.code, rejected.id.as_ref(), None, None));
+            return None;
+        }
+    };
+    let slot = chat.slot(req.room());
+    let state = slot.and_then(|i| chat.rooms.get(i)).map(|s| s.state);
+    let in_room = matches!(state, Some(SlotState::Joining | SlotState::Joined));
+    match req {
+        Request::Join { room, since, epoch } => {
+            if state.is_some() {
+                return refuse(out, ErrorCode::AlreadyJoined, id, &room, None);
+            }
+            if chat.rooms.len() >= ctx.config.max_rooms_per_conn {
+                return refuse(out, ErrorCode::TooManyRooms, id, &room, None);
+            }
+            let room: Arc<str> = Arc::from(&*room);
+            chat.rooms.push(RoomSlot {
+                name: room.clone(),
+                state: SlotState::Joining,
+            });
+            let epoch = epoch.map(|e| e.into_owned());
+            ctx.broker.join(JoinRequest {
+                to: me,
+                room,
+                since,
+                epoch,
+                id,
+            });
+        }
+        Request::Leave { room } => {
+            let Some(i) = slot.filter(|_| in_room) else {
+                return refuse(out, ErrorCode::NotJoined, id, &room, None);
+            };
+            leave(chat, i, me.key, ctx);
+            out.push_vec(wire::left(&room, id.as_ref()));
+        }
+        Request::Send { room, text, cid } => {
+            let Some(i) = slot.filter(|_| in_room) else {
+                return refuse(out, ErrorCode::NotJoined, id, &room, Some(&cid));
+            };
+            ReactorStats::add(&ctx.stats.messages_in, 1);
+            let room = chat.rooms.get(i).map(|s| s.name.clone())?;
+            ctx.broker.publish(PublishRequest {
+                to: me,
+                room,
+                from: chat.user.clone(),
+                text: text.into_owned(),
+                cid: cid.into(),
+                id,
+            });
+        }
+        Request::History {
+            room,
+            before,
+            limit,
+        } => {
+            let Some(i) = slot.filter(|_| in_room) else {
+                return refuse(out, ErrorCode::NotJoined, id, &room, None);
+            };
+            let max = u64::try_from(ctx.config.history_page_max).unwrap_or(u64::MAX);
+            let limit = limit.unwrap_or(DEFAULT_PAGE).clamp(1, max);
+            let room = chat.rooms.get(i).map(|s| s.name.clone())?;
+            ctx.broker.history(HistoryRequest {
+                to: me,
+                room,
+                before,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+                id,
+            });
+        }
+    }
+    None
+}
+
+/// Leaves slot `i`: a joined room at once, a pending join when its
+/// `Joined` event arrives.
+fn leave(chat: &mut ChatSession, i: usize, key: usize, ctx: &mut Ctx) {
+    let Some(slot) = chat.rooms.get_mut(i) else {
+        return;
+    };
+    match slot.state {
+        SlotState::Joined => {
+            let slot = chat.rooms.swap_remove(i);
+            ctx.remove_member(&slot.name, key);
+        }
+        SlotState::Joining => slot.state = SlotState::Leaving,
+        SlotState::Leaving => {}
+    }
+}
+
+fn refuse(
+    out: &mut OutQueue,
+    code: ErrorCode,
+    id: Option<ReqId>,
+    room: &str,
+    cid: Option<&str>,
+) -> Option<Ending> {
+    out.push_vec(wire::error(code, id.as_ref(), Some(room), cid));
+    None
+}

@@ -1,0 +1,110 @@
+//! Everything a reactor's handlers share apart from the connections
+//! themselves: configuration, the broker, local room membership, the lists
+//! of connections to flush or remove at the end of the pass, and the clock.
+//!
+//! Kept apart from the connection slab so a handler can hold one connection
+//! mutably and the context mutably at the same time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::conn::Conn;
+use crate::broker::{Broker, ConnRef, RoomName};
+use crate::config::Config;
+use crate::stats::{ReactorStats, Stats};
+
+pub struct Ctx {
+    /// This reactor's index.
+    pub id: usize,
+    pub config: Arc<Config>,
+    pub broker: Arc<dyn Broker>,
+    pub stats: Arc<ReactorStats>,
+    /// Every reactor's counters, for health and metrics pages.
+    pub all_stats: Arc<Stats>,
+    /// Local members (slab keys) of each room, joined connections only.
+    pub rooms: HashMap<RoomName, Vec<usize>>,
+    /// Connections with output queued this pass, flushed once at its end.
+    pub dirty: Vec<usize>,
+    /// Connections to remove at the end of this pass.
+    pub dead: Vec<usize>,
+    /// Connections that stopped reading at their budget with input left.
+    pub revisit: Vec<usize>,
+    pub clock: Clock,
+}
+
+/// The reactor's notion of time: one `Instant` read per loop pass, plus a
+/// coarse second counter small enough to store in every connection.
+pub struct Clock {
+    start: Instant,
+    pub now: Instant,
+    pub secs: u32,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        let now = Instant::now();
+        Clock {
+            start: now,
+            now,
+            secs: 0,
+        }
+    }
+
+    pub fn tick(&mut self) {
+        self.now = Instant::now();
+        let secs = self.now.duration_since(self.start).as_secs();
+        self.secs = u32::try_from(secs).unwrap_or(u32::MAX);
+    }
+
+    /// The coarse second `d` from now.
+    pub fn secs_after(&self, d: Duration) -> u32 {
+        let d = u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        self.secs.saturating_add(d)
+    }
+}
+
+impl Ctx {
+    pub fn conn_ref(&self, key: usize, conn: &Conn) -> ConnRef {
+        ConnRef {
+            reactor: self.id,
+            key,
+            gen: conn.gen,
+        }
+    }
+
+    /// Lists `conn` for this pass's flush if it is not listed yet.
+    pub fn mark_dirty(&mut self, key: usize, conn: &mut Conn) {
+        if !conn.dirty && !conn.dead {
+            conn.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    /// Lists `conn` for removal; it takes part in nothing from now on.
+    pub fn mark_dead(&mut self, key: usize, conn: &mut Conn) {
+        if !conn.dead {
+            conn.dead = true;
+            self.dead.push(key);
+        }
+    }
+
+    /// Adds a joined member to the local room list.
+    pub fn add_member(&mut self, room: &RoomName, key: usize) {
+        self.rooms.entry(room.clone()).or_default().push(key);
+    }
+
+    /// Removes a member and tells the broker this reactor holds one
+    /// membership fewer.
+    pub fn remove_member(&mut self, room: &RoomName, key: usize) {
+        if let Some(members) = self.rooms.get_mut(room) {
+            if let Some(i) = members.iter().position(|&k| k == key) {
+                members.swap_remove(i);
+            }
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+        self.broker.leave(room, self.id);
+    }
+}

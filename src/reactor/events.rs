@@ -1,0 +1,135 @@
+//! Inbox events applied to this reactor's connections: room deliveries to
+//! every local member, and the broker's answers to one connection.
+//!
+//! An answer names its connection by slab key and generation; if the
+//! connection closed in the meantime (or the slot now holds another one),
+//! the answer is dropped, and a join it confirmed is undone.
+
+use slab::Slab;
+
+use super::conn::{Conn, SlotState};
+use super::ctx::Ctx;
+use super::inbox::{Event, Joined, Reply};
+use super::input;
+use crate::broker::{ConnRef, RoomName};
+use crate::chat::wire::{self, Frame};
+use crate::stats::ReactorStats;
+
+pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    match event {
+        Event::Deliver { room, frame } => deliver(&room, frame, conns, ctx),
+        Event::Joined(joined) => on_joined(*joined, conns, ctx),
+        Event::JoinFailed(reply) => on_join_failed(*reply, conns, ctx),
+        Event::Acked(a) => {
+            let frame = wire::ack(&a.room, &a.cid, a.seq, a.id.as_ref());
+            send(a.to, frame, conns, ctx);
+        }
+        Event::History(h) => {
+            let frame = wire::history(&h.room, &h.messages, h.more, h.id.as_ref());
+            send(h.to, frame, conns, ctx);
+        }
+        Event::Failed(r) => {
+            let frame = wire::error(r.code, r.id.as_ref(), Some(&r.room), r.cid.as_deref());
+            send(r.to, frame, conns, ctx);
+        }
+        Event::Shutdown => {}
+    }
+}
+
+/// The live connection `to` names, if it is still there.
+fn target(to: ConnRef, conns: &mut Slab<Conn>) -> Option<&mut Conn> {
+    conns.get_mut(to.key).filter(|c| c.gen == to.gen && !c.dead)
+}
+
+fn send(to: ConnRef, frame: Vec<u8>, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    if let Some(conn) = target(to, conns) {
+        conn.out.push_vec(frame);
+        after_queue(to.key, conn, ctx);
+    }
+}
+
+/// Every local member gets the same bytes, by reference.
+fn deliver(room: &RoomName, frame: Frame, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    let Some(members) = ctx.rooms.get(room) else {
+        return;
+    };
+    let mut behind = Vec::new();
+    for &key in members {
+        let Some(conn) = conns.get_mut(key) else {
+            continue;
+        };
+        conn.out.push_shared(frame.clone());
+        if input::is_behind(conn, &ctx.config) {
+            behind.push(key);
+        } else if !conn.dirty {
+            conn.dirty = true;
+            ctx.dirty.push(key);
+        }
+    }
+    ReactorStats::add(&ctx.stats.deliveries, members.len() as u64);
+    for key in behind {
+        if let Some(conn) = conns.get_mut(key) {
+            input::cut_off(key, conn, ctx);
+        }
+    }
+}
+
+/// Queues `conn`'s output for the flush, or cuts it off if it is too far
+/// behind.
+fn after_queue(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
+    if input::is_behind(conn, &ctx.config) {
+        input::cut_off(key, conn, ctx);
+    } else {
+        ctx.mark_dirty(key, conn);
+    }
+}
+
+fn on_joined(j: Joined, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    let joining = target(j.to, conns).and_then(|conn| {
+        let chat = conn.chat()?;
+        let i = chat.slot(&j.room)?;
+        let slot = chat.rooms.get_mut(i)?;
+        match slot.state {
+            SlotState::Joining => {
+                slot.state = SlotState::Joined;
+                Some(conn)
+            }
+            _ => {
+                chat.rooms.swap_remove(i);
+                None
+            }
+        }
+    });
+    let Some(conn) = joining else {
+        // Gone, or left while joining: undo the broker's membership.
+        ctx.broker.leave(&j.room, ctx.id);
+        return;
+    };
+    conn.out.push_vec(wire::joined(
+        &j.room,
+        j.seq,
+        &j.epoch,
+        j.backlog.len(),
+        j.reset,
+        j.id.as_ref(),
+    ));
+    for frame in j.backlog {
+        conn.out.push_shared(frame);
+    }
+    ctx.add_member(&j.room, j.to.key);
+    after_queue(j.to.key, conn, ctx);
+}
+
+fn on_join_failed(r: Reply, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    let Some(conn) = target(r.to, conns) else {
+        return;
+    };
+    if let Some(chat) = conn.chat() {
+        if let Some(i) = chat.slot(&r.room) {
+            chat.rooms.swap_remove(i);
+        }
+    }
+    conn.out
+        .push_vec(wire::error(r.code, r.id.as_ref(), Some(&r.room), None));
+    after_queue(r.to.key, conn, ctx);
+}

@@ -1,0 +1,128 @@
+//! A reactor's inbox: the one way other threads (the broker, other
+//! reactors, the Redis bridge, the signal thread) reach a reactor.
+//!
+//! A mutex-guarded `Vec` swapped out whole by the owning reactor, plus a
+//! `mio::Waker`. A sender wakes the reactor only when it turns the queue
+//! from empty to non-empty, so a burst of deliveries costs one wake-up, and
+//! the reactor takes everything queued in one lock acquisition.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mio::Waker;
+
+use crate::broker::{ConnRef, RoomName};
+use crate::chat::request::ReqId;
+use crate::chat::wire::Frame;
+use crate::chat::ErrorCode;
+
+/// Something for a reactor to do.
+#[derive(Debug)]
+pub enum Event {
+    /// A room message for every local member of `room`.
+    Deliver { room: RoomName, frame: Frame },
+    /// A join succeeded; membership starts with this event.
+    Joined(Box<Joined>),
+    /// A join was refused; the broker holds no membership for it.
+    JoinFailed(Box<Reply>),
+    /// A published message was stored as `seq`.
+    Acked(Box<Acked>),
+    /// A history page.
+    History(Box<History>),
+    /// A request failed after it reached the broker.
+    Failed(Box<Reply>),
+    /// Stop accepting, close every connection with 1001, exit.
+    Shutdown,
+}
+
+#[derive(Debug)]
+pub struct Joined {
+    pub to: ConnRef,
+    pub room: RoomName,
+    pub seq: u64,
+    pub epoch: Arc<str>,
+    pub reset: bool,
+    pub backlog: Vec<Frame>,
+    pub id: Option<ReqId>,
+}
+
+#[derive(Debug)]
+pub struct Acked {
+    pub to: ConnRef,
+    pub room: RoomName,
+    pub cid: Box<str>,
+    pub seq: u64,
+    pub id: Option<ReqId>,
+}
+
+#[derive(Debug)]
+pub struct History {
+    pub to: ConnRef,
+    pub room: RoomName,
+    pub messages: Vec<Frame>,
+    pub more: bool,
+    pub id: Option<ReqId>,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub to: ConnRef,
+    pub room: RoomName,
+    pub code: ErrorCode,
+    pub cid: Option<Box<str>>,
+    pub id: Option<ReqId>,
+}
+
+/// The queue in front of one reactor.
+pub struct Inbox {
+    queue: Mutex<Vec<Event>>,
+    len: AtomicUsize,
+    capacity: usize,
+    waker: Waker,
+}
+
+impl Inbox {
+    pub fn new(waker: Waker, capacity: usize) -> Arc<Inbox> {
+        Arc::new(Inbox {
+            queue: Mutex::new(Vec::new()),
+            len: AtomicUsize::new(0),
+            capacity,
+            waker,
+        })
+    }
+
+    /// Queues one event, waking the reactor if it may be asleep.
+    pub fn push(&self, event: Event) {
+        let was_empty = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.push(event);
+            self.len.store(queue.len(), Ordering::Relaxed);
+            queue.len() == 1
+        };
+        if was_empty {
+            self.wake();
+        }
+    }
+
+    /// Whether the reactor is so far behind that new work should be refused.
+    /// Approximate by design: it steers admission, it does not bound memory
+    /// by itself (senders check it before adding work, see the broker).
+    pub fn is_full(&self) -> bool {
+        self.len.load(Ordering::Relaxed) >= self.capacity
+    }
+
+    /// Moves every queued event into `out` (which must be empty), leaving
+    /// `out`'s old allocation behind for the next round.
+    pub fn take_all(&self, out: &mut Vec<Event>) {
+        debug_assert!(out.is_empty());
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut *queue, out);
+        self.len.store(0, Ordering::Relaxed);
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log::error!("reactor wake-up failed: {e}");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! What a connection does with the bytes it reads, by phase: HTTP heads go
+//! to the router, WebSocket frames to the decoder and then to the session,
+//! and a closing connection discards whatever still arrives.
+//!
+//! Also the one way out of a session, [`start_close`], which leaves every
+//! room, queues the last frame and starts the linger.
+
+use std::time::Duration;
+
+use super::conn::{Closing, Conn, Phase, Session, SlotState, WsPhase};
+use super::ctx::Ctx;
+use super::{chat, routes};
+use crate::config::Config;
+use crate::http::response::write_error;
+use crate::http::Limits;
+use crate::stats::ReactorStats;
+use crate::ws::{close, frame, Decoder, Message, Opcode};
+
+/// How long a closing connection may take to hang up after our last byte.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(3);
+
+pub fn on_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &mut [u8]) {
+    match conn.phase {
+        Phase::Http(_) => http_bytes(key, conn, ctx, bytes),
+        Phase::Ws(_) => ws_bytes(key, conn, ctx, bytes),
+        Phase::Closing(_) => {}
+    }
+}
+
+fn http_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &[u8]) {
+    let limits = Limits {
+        max_head_bytes: ctx.config.max_head_bytes,
+        max_headers: ctx.config.max_headers,
+    };
+    let Phase::Http(http) = &mut conn.phase else {
+        return;
+    };
+    http.buf.extend_from_slice(bytes);
+    loop {
+        let (req, head_len) = match http.parser.parse(&http.buf, &limits) {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
+            Err(e) => {
+                log::debug!("conn={}:{key} bad request head: {}", ctx.id, e.status);
+                let mut response = Vec::new();
+                write_error(&mut response, e.status, e.reason, &[], false);
+                conn.out.push_vec(response);
+                return start_linger(conn, ctx);
+            }
+        };
+        match routes::handle(&req, &mut conn.out, ctx) {
+            routes::Outcome::Respond { keep_alive: true } => {
+                http.buf.drain(..head_len);
+                http.parser.reset();
+                http.deadline =
+                    ctx.clock.now + Duration::from_millis(ctx.config.handshake_timeout_ms);
+            }
+            routes::Outcome::Respond { keep_alive: false } => {
+                return start_linger(conn, ctx);
+            }
+            routes::Outcome::Upgrade(session) => {
+                let mut rest = http.buf.split_off(head_len);
+                conn.phase = Phase::Ws(WsPhase {
+                    decoder: Decoder::new(ctx.config.max_message_bytes),
+                    session,
+                });
+                log::debug!("conn={}:{key} upgraded", ctx.id);
+                // Frames may have come in the same read as the head.
+                if !rest.is_empty() {
+                    ws_bytes(key, conn, ctx, &mut rest);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// How a frame's handling ends the connection, if it does.
+pub enum Ending {
+    /// Answer the peer's close frame (echoing its code) and hang up.
+    Echo(Option<u16>),
+    /// Close with our own code and reason.
+    Fail(u16, &'static str),
+}
+
+fn ws_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, input: &mut [u8]) {
+    let me = ctx.conn_ref(key, conn);
+    let Phase::Ws(ws) = &mut conn.phase else {
+        return;
+    };
+    let mut pos = 0;
+    let mut ending = None;
+    while ending.is_none() {
+        let Some(rest) = input.get_mut(pos..) else {
+            break;
+        };
+        if rest.is_empty() {
+            break;
+        }
+        match ws.decoder.decode(rest) {
+            Ok(decoded) => {
+                pos += decoded.consumed;
+                let Some(message) = decoded.message else {
+                    break;
+                };
+                ending = on_message(message, &mut ws.session, &mut conn.out, me, ctx);
+            }
+            Err(e) => {
+                log::debug!(
+                    "conn={}:{key} protocol error {}: {}",
+                    ctx.id,
+                    e.code,
+                    e.reason
+                );
+                ending = Some(Ending::Fail(e.code, e.reason));
+            }
+        }
+    }
+    if ws.decoder.is_idle() {
+        ws.decoder.release_buffers();
+    }
+    match ending {
+        Some(Ending::Echo(code)) => start_close(key, conn, ctx, code, ""),
+        Some(Ending::Fail(code, reason)) => start_close(key, conn, ctx, Some(code), reason),
+        None => {}
+    }
+}
+
+fn on_message(
+    message: Message<'_>,
+    session: &mut Session,
+    out: &mut super::outbuf::OutQueue,
+    me: crate::broker::ConnRef,
+    ctx: &mut Ctx,
+) -> Option<Ending> {
+    let mut frame_out = Vec::new();
+    match (message, session) {
+        (Message::Ping(payload), _) => frame::write_frame(&mut frame_out, Opcode::Pong, payload),
+        (Message::Pong(_), _) => {}
+        (Message::Close(close), _) => return Some(Ending::Echo(close.map(|(code, _)| code))),
+        (Message::Text(text), Session::Echo) => {
+            frame::write_frame(&mut frame_out, Opcode::Text, text.as_bytes())
+        }
+        (Message::Binary(data), Session::Echo) => {
+            frame::write_frame(&mut frame_out, Opcode::Binary, data)
+        }
+        (Message::Text(text), Session::Chat(chat)) => {
+            return chat::on_text(text, chat, me, out, ctx)
+        }
+        (Message::Binary(_), Session::Chat(_)) => {
+            return Some(Ending::Fail(
+                close::UNSUPPORTED_DATA,
+                "binary frames are not part of the chat protocol",
+            ));
+        }
+    }
+    if !frame_out.is_empty() {
+        out.push_vec(frame_out);
+    }
+    None
+}
+
+/// Ends a WebSocket: leaves its rooms, queues a close frame (`None`: an
+/// empty one, as the reply to an empty close) and starts the linger. Does
+/// nothing to a connection that is already closing.
+pub fn start_close(key: usize, conn: &mut Conn, ctx: &mut Ctx, code: Option<u16>, reason: &str) {
+    if !matches!(conn.phase, Phase::Ws(_)) {
+        return;
+    }
+    retire_session(key, conn, ctx);
+    let mut frame_out = Vec::with_capacity(2 + 2 + reason.len());
+    match code {
+        Some(code) => frame::write_close(&mut frame_out, code, reason),
+        None => frame::write_frame(&mut frame_out, Opcode::Close, &[]),
+    }
+    conn.out.push_vec(frame_out);
+    start_linger(conn, ctx);
+    ctx.mark_dirty(key, conn);
+}
+
+/// Whether queued output shows a consumer that cannot keep up: over the
+/// cap while the socket is known to be full (a write already fell short).
+/// A fast reader may exceed the cap within one pass; the flush at the end
+/// of the pass then decides.
+pub fn is_behind(conn: &Conn, config: &Config) -> bool {
+    conn.writable && conn.out.len() > config.max_outbound_bytes
+}
+
+/// A consumer that does not read fast enough loses its queue and gets a
+/// 1013 close; it reconnects and resumes with `since`, losing nothing.
+pub fn cut_off(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
+    if !matches!(conn.phase, Phase::Ws(_)) {
+        return;
+    }
+    ReactorStats::add(&ctx.stats.slow_consumers, 1);
+    log::debug!("conn={}:{key} slow consumer cut off", ctx.id);
+    conn.out.drop_unsent();
+    start_close(
+        key,
+        conn,
+        ctx,
+        Some(close::TRY_AGAIN_LATER),
+        "slow consumer",
+    );
+}
+
+/// Moves to `Closing` once whatever is queued has been written.
+fn start_linger(conn: &mut Conn, ctx: &mut Ctx) {
+    conn.phase = Phase::Closing(Closing {
+        deadline: ctx.clock.secs_after(CLOSE_LINGER),
+        write_shut: false,
+    });
+}
+
+/// Leaves every room the session is in. Joins still in flight are undone
+/// when their `Joined` event finds the connection gone.
+pub fn retire_session(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
+    let Some(chat) = conn.chat() else { return };
+    for slot in std::mem::take(&mut chat.rooms) {
+        if slot.state == SlotState::Joined {
+            ctx.remove_member(&slot.name, key);
+        }
+    }
+}

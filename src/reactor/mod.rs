@@ -1,0 +1,388 @@
+//! Reactors: one thread per core, each with its own `mio::Poll`, its own
+//! listener (SO_REUSEPORT, see `listener.rs`) and its own connections in a
+//! `Slab`. Nothing about a connection is shared with another thread; other
+//! threads reach a reactor only through its [`inbox::Inbox`].
+//!
+//! One pass of the loop:
+//! 1. wait for readiness (or the next timer);
+//! 2. accept, read and decode; handlers queue output and mark connections
+//!    dirty instead of writing;
+//! 3. drain the inbox whole (room deliveries, broker answers);
+//! 4. flush each dirty connection once;
+//! 5. remove dead connections, in this one place;
+//! 6. run timers (handshake deadlines, pings, lingering closes) when due.
+
+pub mod conn;
+pub mod inbox;
+pub mod listener;
+
+mod chat;
+mod ctx;
+mod events;
+mod input;
+mod io;
+mod outbuf;
+mod routes;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::stats::{ReactorStats, Stats};
+use conn::{Conn, Phase};
+use ctx::{Clock, Ctx};
+use inbox::{Event, Inbox};
+
+/// Token of the listener; connection tokens are slab keys, far below it.
+const LISTENER: Token = Token(usize::MAX - 1);
+/// Token of the inbox's waker.
+pub const WAKER: Token = Token(usize::MAX);
+
+/// Readiness events taken per `poll` call.
+const EVENTS_CAPACITY: usize = 1024;
+/// Bytes read per `read` call; a stack of received frames is decoded
+/// straight out of it.
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// Connections accepted per pass before others get a turn.
+const ACCEPT_BUDGET: usize = 128;
+/// How long accepting pauses after EMFILE and similar errors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often timers are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+
+/// The parts of a reactor created before its thread starts, so the broker
+/// can be given every inbox first.
+pub struct Setup {
+    pub poll: Poll,
+    pub inbox: Arc<Inbox>,
+}
+
+impl Setup {
+    pub fn new(queue_capacity: usize) -> std::io::Result<Setup> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        Ok(Setup {
+            poll,
+            inbox: Inbox::new(waker, queue_capacity),
+        })
+    }
+}
+
+pub struct Reactor {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Conn>,
+    ctx: Ctx,
+    inbox: Arc<Inbox>,
+    scratch: Box<[u8]>,
+    /// The dirty list being flushed (kept to reuse its allocation).
+    flushing: Vec<usize>,
+    next_gen: u32,
+    /// Accepting is paused until then after running out of descriptors.
+    accept_paused: Option<Instant>,
+    /// Accepts stopped at the budget; continue next pass.
+    accept_pending: bool,
+    /// The EMFILE warning was logged for the current episode.
+    exhaustion_logged: bool,
+    next_sweep: Instant,
+    /// Set once shutdown begins: the time by which the loop ends anyway.
+    shutdown_by: Option<Instant>,
+}
+
+impl Reactor {
+    pub fn new(
+        id: usize,
+        setup: Setup,
+        mut listener: TcpListener,
+        config: Arc<Config>,
+        broker: Arc<dyn Broker>,
+        all_stats: Arc<Stats>,
+    ) -> std::io::Result<Reactor> {
+        setup
+            .poll
+            .registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let stats = all_stats.reactors.get(id).cloned().unwrap_or_default();
+        let clock = Clock::new();
+        Ok(Reactor {
+            next_sweep: clock.now + SWEEP_EVERY,
+            poll: setup.poll,
+            listener: Some(listener),
+            conns: Slab::new(),
+            ctx: Ctx {
+                id,
+                config,
+                broker,
+                stats,
+                all_stats,
+                rooms: Default::default(),
+                dirty: Vec::new(),
+                dead: Vec::new(),
+                revisit: Vec::new(),
+                clock,
+            },
+            inbox: setup.inbox,
+            scratch: vec![0; SCRATCH_BYTES].into_boxed_slice(),
+            flushing: Vec::new(),
+            next_gen: 0,
+            accept_paused: None,
+            accept_pending: false,
+            exhaustion_logged: false,
+            shutdown_by: None,
+        })
+    }
+
+    /// Runs until shutdown completes.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut queued = Vec::new();
+        let mut revisit = Vec::new();
+        log::debug!("reactor {} running", self.ctx.id);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("reactor {} poll failed: {e}", self.ctx.id);
+                    break;
+                }
+            }
+            self.ctx.clock.tick();
+
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    Token(key) => self.on_ready(key, event.is_readable(), event.is_writable()),
+                }
+            }
+            std::mem::swap(&mut revisit, &mut self.ctx.revisit);
+            for key in revisit.drain(..) {
+                self.on_ready(key, true, false);
+            }
+            if self.accept_pending {
+                self.accept();
+            }
+
+            self.inbox.take_all(&mut queued);
+            for event in queued.drain(..) {
+                self.on_event(event);
+            }
+
+            self.flush_dirty();
+            self.reap();
+            if self.ctx.clock.now >= self.next_sweep {
+                self.sweep();
+            }
+            if self.finished() {
+                break;
+            }
+        }
+        log::debug!("reactor {} stopped", self.ctx.id);
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if !self.ctx.revisit.is_empty() || !self.ctx.dirty.is_empty() || self.accept_pending {
+            return Duration::ZERO;
+        }
+        let mut until = self.next_sweep;
+        if let Some(resume) = self.accept_paused {
+            until = until.min(resume);
+        }
+        until.saturating_duration_since(Instant::now())
+    }
+
+    fn on_ready(&mut self, key: usize, readable: bool, writable: bool) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return; // spurious: the connection is already gone
+        };
+        if readable && !conn.dead {
+            io::read_ready(key, conn, &mut self.ctx, &mut self.scratch);
+        }
+        if writable && !conn.out.is_empty() {
+            self.ctx.mark_dirty(key, conn);
+        }
+    }
+
+    fn accept(&mut self) {
+        self.accept_pending = false;
+        if self.accept_paused.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, peer)) => {
+                    self.exhaustion_logged = false;
+                    self.register(socket, peer);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if listener::is_exhaustion(&e) => {
+                    if !self.exhaustion_logged {
+                        self.exhaustion_logged = true;
+                        log::warn!(
+                            "reactor {}: cannot accept ({e}); pausing accepts, \
+                             {} connections open here",
+                            self.ctx.id,
+                            self.conns.len()
+                        );
+                    }
+                    self.accept_paused = Some(self.ctx.clock.now + ACCEPT_BACKOFF);
+                    return;
+                }
+                Err(e) => log::debug!("reactor {}: accept failed: {e}", self.ctx.id),
+            }
+        }
+        self.accept_pending = true;
+    }
+
+    fn register(&mut self, mut socket: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        if let Err(e) = socket.set_nodelay(true) {
+            log::debug!(
+                "reactor {}: TCP_NODELAY failed for {peer}: {e}",
+                self.ctx.id
+            );
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(key), Interest::READABLE)
+        {
+            log::warn!("reactor {}: register failed: {e}", self.ctx.id);
+            return;
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        let deadline =
+            self.ctx.clock.now + Duration::from_millis(self.ctx.config.handshake_timeout_ms);
+        entry.insert(Conn::new(
+            socket,
+            self.next_gen,
+            deadline,
+            self.ctx.clock.secs,
+        ));
+        ReactorStats::add(&self.ctx.stats.connections, 1);
+        ReactorStats::add(&self.ctx.stats.accepted, 1);
+        log::debug!("conn={}:{key} accepted from {peer}", self.ctx.id);
+    }
+
+    fn flush_dirty(&mut self) {
+        let registry = self.poll.registry();
+        std::mem::swap(&mut self.flushing, &mut self.ctx.dirty);
+        for key in self.flushing.drain(..) {
+            if let Some(conn) = self.conns.get_mut(key) {
+                io::flush(key, conn, &mut self.ctx, registry);
+            }
+        }
+    }
+
+    /// Removes dead connections: the one place a connection ends.
+    fn reap(&mut self) {
+        while let Some(key) = self.ctx.dead.pop() {
+            let Some(mut conn) = self.conns.try_remove(key) else {
+                continue;
+            };
+            input::retire_session(key, &mut conn, &mut self.ctx);
+            if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
+                log::debug!("conn={}:{key} deregister failed: {e}", self.ctx.id);
+            }
+            ReactorStats::sub(&self.ctx.stats.connections, 1);
+            log::debug!("conn={}:{key} closed", self.ctx.id);
+        }
+    }
+
+    /// Timers: handshake deadlines, pings and ping timeouts, and lingering
+    /// closes. A scan of every connection, four times a second: at 20 000
+    /// connections that is well under a millisecond.
+    fn sweep(&mut self) {
+        self.next_sweep = self.ctx.clock.now + SWEEP_EVERY;
+        if self.accept_paused.is_some_and(|t| t <= self.ctx.clock.now) {
+            self.accept_paused = None;
+            self.accept();
+        }
+        let now = self.ctx.clock.now;
+        let secs = self.ctx.clock.secs;
+        let interval = u32::try_from(self.ctx.config.ping_interval_secs).unwrap_or(u32::MAX);
+        let timeout = u32::try_from(self.ctx.config.ping_timeout_secs).unwrap_or(u32::MAX);
+        for (key, conn) in self.conns.iter_mut() {
+            let idle = secs.saturating_sub(conn.last_rx);
+            match &conn.phase {
+                Phase::Http(http) if now >= http.deadline => self.ctx.mark_dead(key, conn),
+                Phase::Ws(_) if conn.ping_sent && idle >= interval.saturating_add(timeout) => {
+                    ReactorStats::add(&self.ctx.stats.ping_timeouts, 1);
+                    log::debug!("conn={}:{key} ping timeout", self.ctx.id);
+                    input::start_close(
+                        key,
+                        conn,
+                        &mut self.ctx,
+                        Some(crate::ws::close::TRY_AGAIN_LATER),
+                        "ping timeout",
+                    );
+                }
+                Phase::Ws(_) if !conn.ping_sent && idle >= interval => {
+                    conn.ping_sent = true;
+                    let mut ping = Vec::with_capacity(2);
+                    crate::ws::frame::write_frame(&mut ping, crate::ws::Opcode::Ping, &[]);
+                    conn.out.push_vec(ping);
+                    self.ctx.mark_dirty(key, conn);
+                }
+                Phase::Closing(c) if secs >= c.deadline => self.ctx.mark_dead(key, conn),
+                _ => {}
+            }
+        }
+        self.flush_dirty();
+        self.reap();
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_by.is_some() {
+            return;
+        }
+        let grace = Duration::from_millis(self.ctx.config.shutdown_timeout_ms);
+        self.shutdown_by = Some(self.ctx.clock.now + grace);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accept_pending = false;
+        for (key, conn) in self.conns.iter_mut() {
+            match conn.phase {
+                Phase::Ws(_) => input::start_close(
+                    key,
+                    conn,
+                    &mut self.ctx,
+                    Some(crate::ws::close::GOING_AWAY),
+                    "server shutting down",
+                ),
+                Phase::Http(_) => self.ctx.mark_dead(key, conn),
+                Phase::Closing(_) => {}
+            }
+        }
+        log::debug!(
+            "reactor {} draining {} connections",
+            self.ctx.id,
+            self.conns.len()
+        );
+    }
+
+    fn finished(&self) -> bool {
+        match self.shutdown_by {
+            Some(by) => self.conns.is_empty() || self.ctx.clock.now >= by,
+            None => false,
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Shutdown => self.begin_shutdown(),
+            other => events::apply(other, &mut self.conns, &mut self.ctx),
+        }
+    }
+}
