@@ -125,7 +125,8 @@ step_autobahn() {
     port=$(free_port)
     trap stop_server EXIT
     target/release/parley --echo --listen "127.0.0.1:$port" \
-        --max-message-bytes 16777216 --log-level warn \
+        --max-message-bytes 16777216 --max-outbound-bytes 33554432 \
+        --log-level warn \
         >"$out/parley.log" 2>&1 &
     server_pid=$!
     if ! wait_for_port "$port" 30 "$server_pid"; then

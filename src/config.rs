@@ -196,6 +196,13 @@ impl Config {
                 "history_on_join: must not exceed history_size".into(),
             ));
         }
+        if self.echo && self.max_outbound_bytes < self.max_message_bytes + 16 {
+            return Err(ConfigError(
+                "max_outbound_bytes: with echo on it must exceed \
+                 max_message_bytes, or every large echo is cut off"
+                    .into(),
+            ));
+        }
         if self.max_text_bytes + 1024 > self.max_message_bytes {
             return Err(ConfigError(
                 "max_text_bytes: must be at least 1 KiB below \
@@ -236,6 +243,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_txt_bytes"), "{err}");
+    }
+
+    #[test]
+    fn echo_needs_an_outbound_cap_above_the_message_limit() {
+        let c = Config {
+            echo: true,
+            max_message_bytes: 1 << 24,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("max_outbound_bytes:"), "{err}");
     }
 
     #[test]

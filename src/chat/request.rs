@@ -57,11 +57,15 @@ impl Request<'_> {
     }
 }
 
-/// A request refused before it reached the chat logic.
+/// A request refused before it reached the chat logic. `room` and `cid`
+/// are echoed when the request carried valid ones, so a client can tell
+/// which of its messages failed.
 #[derive(Debug, PartialEq)]
 pub struct Rejected {
     pub code: ErrorCode,
     pub id: Option<ReqId>,
+    pub room: Option<String>,
+    pub cid: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -84,20 +88,22 @@ struct Raw<'a> {
 
 /// Parses and validates one text frame.
 pub fn parse(frame: &str, max_text_bytes: usize) -> Result<(Request<'_>, Option<ReqId>), Rejected> {
-    let mut raw: Raw<'_> = serde_json::from_str(frame).map_err(|_| Rejected {
+    let bad = || Rejected {
         code: ErrorCode::BadRequest,
         id: None,
-    })?;
+        room: None,
+        cid: None,
+    };
+    let mut raw: Raw<'_> = serde_json::from_str(frame).map_err(|_| bad())?;
     let id = raw.id.take();
     if matches!(&id, Some(ReqId::Str(s)) if s.len() > MAX_REQ_ID) {
-        return Err(Rejected {
-            code: ErrorCode::BadRequest,
-            id: None,
-        });
+        return Err(bad());
     }
+    let room = raw.room.as_deref().filter(|r| is_valid_room(r)).map(String::from);
+    let cid = raw.cid.as_deref().filter(|c| is_valid_cid(c)).map(String::from);
     match check(raw, max_text_bytes) {
         Ok(req) => Ok((req, id)),
-        Err(code) => Err(Rejected { code, id }),
+        Err(code) => Err(Rejected { code, id, room, cid }),
     }
 }
 
@@ -222,6 +228,15 @@ mod tests {
     fn rejection_echoes_the_request_id() {
         let err = parse(r#"{"type":"dance","id":"q1"}"#, 10).unwrap_err();
         assert_eq!(err.id, Some(ReqId::Str("q1".into())));
+    }
+
+    #[test]
+    fn rejection_echoes_valid_room_and_cid() {
+        let frame = r#"{"type":"send","room":"r","cid":"c9","text":"far too long"}"#;
+        let err = parse(frame, 5).unwrap_err();
+        assert_eq!((err.room.as_deref(), err.cid.as_deref()), (Some("r"), Some("c9")));
+        let err = parse(r#"{"type":"send","room":"a b","cid":""}"#, 5).unwrap_err();
+        assert_eq!((err.room, err.cid), (None, None));
     }
 
     #[test]

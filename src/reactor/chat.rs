@@ -26,7 +26,12 @@ pub fn on_text(
     let (req, id) = match request::parse(text, ctx.config.max_text_bytes) {
         Ok(parsed) => parsed,
         Err(rejected) => {
-            out.push_vec(wire::error(rejected.code, rejected.id.as_ref(), None, None));
+            out.push_vec(wire::error(
+                rejected.code,
+                rejected.id.as_ref(),
+                rejected.room.as_deref(),
+                rejected.cid.as_deref(),
+            ));
             return None;
         }
     };
