@@ -99,11 +99,24 @@ pub fn parse(frame: &str, max_text_bytes: usize) -> Result<(Request<'_>, Option<
     if matches!(&id, Some(ReqId::Str(s)) if s.len() > MAX_REQ_ID) {
         return Err(bad());
     }
-    let room = raw.room.as_deref().filter(|r| is_valid_room(r)).map(String::from);
-    let cid = raw.cid.as_deref().filter(|c| is_valid_cid(c)).map(String::from);
+    let room = raw
+        .room
+        .as_deref()
+        .filter(|r| is_valid_room(r))
+        .map(String::from);
+    let cid = raw
+        .cid
+        .as_deref()
+        .filter(|c| is_valid_cid(c))
+        .map(String::from);
     match check(raw, max_text_bytes) {
         Ok(req) => Ok((req, id)),
-        Err(code) => Err(Rejected { code, id, room, cid }),
+        Err(code) => Err(Rejected {
+            code,
+            id,
+            room,
+            cid,
+        }),
     }
 }
 
@@ -234,7 +247,10 @@ mod tests {
     fn rejection_echoes_valid_room_and_cid() {
         let frame = r#"{"type":"send","room":"r","cid":"c9","text":"far too long"}"#;
         let err = parse(frame, 5).unwrap_err();
-        assert_eq!((err.room.as_deref(), err.cid.as_deref()), (Some("r"), Some("c9")));
+        assert_eq!(
+            (err.room.as_deref(), err.cid.as_deref()),
+            (Some("r"), Some("c9"))
+        );
         let err = parse(r#"{"type":"send","room":"a b","cid":""}"#, 5).unwrap_err();
         assert_eq!((err.room, err.cid), (None, None));
     }
