@@ -1,0 +1,38 @@
+//! parley-loadtest: many WebSocket clients on a few threads, to find out
+//! what a chat deployment can take and whether it loses anything meanwhile.
+//!
+//! Outside in:
+//! - [`scenario`]: idle, fanout and churn, each a behaviour and a runner;
+//! - [`run`] steps a scenario's phases over [`worker`] threads;
+//! - [`worker`] is a mio event loop of [`conn`] connections;
+//! - [`proto`] speaks Parley's protocol or a templated one; [`check`]
+//!   decides exactly-once and order;
+//! - [`histogram`], [`procfs`], [`report`] and [`plot`] measure and tell.
+
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod conn;
+pub mod histogram;
+pub mod plot;
+pub mod procfs;
+pub mod proto;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod shared;
+pub mod target;
+pub mod worker;
+
+use cli::{Common, Scenario};
+use report::Report;
+
+/// Runs one scenario to its end.
+pub fn run_scenario(common: &Common, scenario: &Scenario) -> Result<Report, String> {
+    clock::now_ns(); // fix the epoch before any thread reads it
+    match scenario {
+        Scenario::Idle(args) => scenario::idle::run(common, args),
+        Scenario::Fanout(args) => scenario::fanout::run(common, args),
+        Scenario::Churn(args) => scenario::churn::run(common, args),
+    }
+}

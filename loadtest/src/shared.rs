@@ -1,0 +1,60 @@
+//! State every worker thread and the coordinating thread see: the run's
+//! phase and live counters for the progress line and the stop conditions.
+//! Final figures are not kept here; each worker returns its own.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Phase {
+    /// Opening connections and joining rooms.
+    Connect = 0,
+    /// The measured window: publishing, holding or churning.
+    Run = 1,
+    /// Publishing stopped; waiting for deliveries in flight.
+    Drain = 2,
+    /// Close everything and return.
+    Stop = 3,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    phase: AtomicU8,
+    /// Start of the measured window, in `clock::now_ns` units.
+    pub run_start_ns: AtomicU64,
+    pub opened: AtomicU64,
+    pub joined: AtomicU64,
+    pub failed: AtomicU64,
+    pub server_closes: AtomicU64,
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub send_errors: AtomicU64,
+    /// Deliveries the acks so far oblige the members to receive.
+    pub expected: AtomicU64,
+    /// First deliveries (duplicates excluded) since the window opened.
+    pub delivered: AtomicU64,
+    pub handshakes: AtomicU64,
+}
+
+impl Shared {
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Relaxed) {
+            0 => Phase::Connect,
+            1 => Phase::Run,
+            2 => Phase::Drain,
+            _ => Phase::Stop,
+        }
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
