@@ -106,6 +106,12 @@ settings! {
     max_reactor_queue: usize = 1_000_000, env "PARLEY_MAX_REACTOR_QUEUE";
     /// Milliseconds between SIGTERM and a forced exit.
     shutdown_timeout_ms: u64 = 5_000, env "PARLEY_SHUTDOWN_TIMEOUT_MS";
+    /// Redis URL (redis://HOST:PORT/DB) for the shared broker; empty means
+    /// the embedded single-node broker.
+    redis: String = String::new(), env "PARLEY_REDIS";
+    /// Sends and history reads waiting for Redis before new ones are
+    /// refused with `overloaded`.
+    redis_max_pending: usize = 65_536, env "PARLEY_REDIS_MAX_PENDING";
 }
 
 /// A configuration problem, naming the key at fault.
@@ -151,7 +157,7 @@ impl Config {
             )));
         }
         let u = |v: usize| v as u64;
-        let checks: [(&str, u64, u64, u64); 16] = [
+        let checks: [(&str, u64, u64, u64); 17] = [
             ("reactors", u(self.reactors), 0, 1024),
             ("max_message_bytes", u(self.max_message_bytes), 125, 1 << 30),
             ("max_head_bytes", u(self.max_head_bytes), 256, 1 << 20),
@@ -183,6 +189,7 @@ impl Config {
                 0,
                 3_600_000,
             ),
+            ("redis_max_pending", u(self.redis_max_pending), 1, 1 << 24),
         ];
         for (key, value, min, max) in checks {
             if value < min || value > max {
@@ -190,6 +197,12 @@ impl Config {
                     "{key}: {value} is outside the allowed range {min}..={max}"
                 )));
             }
+        }
+        if !self.redis.is_empty() && !self.redis.starts_with("redis://") {
+            return Err(ConfigError(format!(
+                "redis: {:?} is not a redis://HOST:PORT/DB URL",
+                self.redis
+            )));
         }
         if self.history_on_join > self.history_size {
             return Err(ConfigError(

@@ -55,6 +55,11 @@ fn load(cli: Cli) -> Result<Config, ConfigError> {
 fn run(config: Config) -> ExitCode {
     let reactors = config.reactor_count();
     let echo = config.echo;
+    let broker = if config.redis.is_empty() {
+        "embedded broker".to_string()
+    } else {
+        format!("redis broker at {}", redacted(&config.redis))
+    };
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(e) => {
@@ -63,7 +68,7 @@ fn run(config: Config) -> ExitCode {
         }
     };
     log::info!(
-        "listening on {} with {reactors} reactors (embedded broker{})",
+        "listening on {} with {reactors} reactors ({broker}{})",
         server.local_addr(),
         if echo { ", /echo enabled" } else { "" }
     );
@@ -91,4 +96,14 @@ fn run(config: Config) -> ExitCode {
     server.join();
     log::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// A Redis URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &url[..scheme], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }

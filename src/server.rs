@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::broker::memory::{Limits, MemoryBroker};
+use crate::broker::redis::{Options, RedisBroker};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::reactor::inbox::{Event, Inbox};
@@ -30,14 +31,7 @@ impl Server {
             .map(|_| Setup::new(config.max_reactor_queue))
             .collect::<io::Result<Vec<_>>>()?;
         let inboxes: Vec<Arc<Inbox>> = setups.iter().map(|s| s.inbox.clone()).collect();
-        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(
-            inboxes.clone(),
-            Limits {
-                history_size: config.history_size,
-                history_on_join: config.history_on_join,
-                max_rooms: config.max_rooms,
-            },
-        ));
+        let broker = make_broker(&config, inboxes.clone())?;
         let stats = Arc::new(Stats {
             reactors: (0..count)
                 .map(|_| Arc::new(ReactorStats::default()))
@@ -92,6 +86,27 @@ impl Server {
             }
         }
     }
+}
+
+/// The embedded broker, or the Redis one when a URL is configured.
+fn make_broker(config: &Config, inboxes: Vec<Arc<Inbox>>) -> io::Result<Arc<dyn Broker>> {
+    if config.redis.is_empty() {
+        let limits = Limits {
+            history_size: config.history_size,
+            history_on_join: config.history_on_join,
+            max_rooms: config.max_rooms,
+        };
+        return Ok(Arc::new(MemoryBroker::new(inboxes, limits)));
+    }
+    let options = Options {
+        url: config.redis.clone(),
+        history_size: config.history_size,
+        history_on_join: config.history_on_join,
+        max_pending: config.redis_max_pending,
+    };
+    let broker = RedisBroker::start(options, inboxes)
+        .map_err(|e| io::Error::other(format!("redis: {e}")))?;
+    Ok(Arc::new(broker))
 }
 
 #[derive(Clone)]

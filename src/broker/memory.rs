@@ -57,7 +57,7 @@ impl MemoryBroker {
         MemoryBroker {
             rooms: Mutex::new(HashMap::new()),
             inboxes,
-            epoch: new_epoch().into(),
+            epoch: super::random_id().into(),
             limits,
         }
     }
@@ -287,12 +287,4 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// A random identifier for this broker's lifetime.
-fn new_epoch() -> String {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 8];
-    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

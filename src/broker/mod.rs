@@ -15,6 +15,7 @@
 //! [`Event`]: crate::reactor::inbox::Event
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 
@@ -82,4 +83,17 @@ pub trait Broker: Send + Sync {
 
     /// Answers with `History` or `Failed`.
     fn history(&self, req: HistoryRequest);
+
+    /// Whether the broker can take messages now (its storage is reachable).
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// A random 64-bit identifier in hex (broker and room epochs).
+pub fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -14,6 +14,7 @@ use super::input;
 use crate::broker::{ConnRef, RoomName};
 use crate::chat::wire::{self, Frame};
 use crate::stats::ReactorStats;
+use crate::ws::close;
 
 pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
     match event {
@@ -32,6 +33,7 @@ pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
             let frame = wire::error(r.code, r.id.as_ref(), Some(&r.room), r.cid.as_deref());
             send(r.to, frame, conns, ctx);
         }
+        Event::RoomReset { room } => reset_room(&room, conns, ctx),
         Event::Shutdown => {}
     }
 }
@@ -132,4 +134,21 @@ fn on_join_failed(r: Reply, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
     conn.out
         .push_vec(wire::error(r.code, r.id.as_ref(), Some(&r.room), None));
     after_queue(r.to.key, conn, ctx);
+}
+
+/// Closes every local member of `room` with 1012; they reconnect, rejoin
+/// with `since`, and learn from `reset: true` to clear their view.
+fn reset_room(room: &RoomName, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    let members = ctx.rooms.get(room).cloned().unwrap_or_default();
+    for key in members {
+        if let Some(conn) = conns.get_mut(key) {
+            input::start_close(
+                key,
+                conn,
+                ctx,
+                Some(close::SERVICE_RESTART),
+                "room history reset",
+            );
+        }
+    }
 }

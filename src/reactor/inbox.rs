@@ -31,6 +31,9 @@ pub enum Event {
     History(Box<History>),
     /// A request failed after it reached the broker.
     Failed(Box<Reply>),
+    /// The room's stored history changed under its members (Redis lost
+    /// data): close them with 1012 so they rejoin and get `reset`.
+    RoomReset { room: RoomName },
     /// Stop accepting, close every connection with 1001, exit.
     Shutdown,
 }

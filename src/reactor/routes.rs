@@ -41,6 +41,23 @@ pub fn handle(req: &Request, out: &mut OutQueue, ctx: &Ctx) -> Outcome {
         }
         "/ws" => upgrade_chat(req, &mut buf),
         "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
+        "/readyz" if readable => {
+            let (status, body) = if ctx.broker.is_ready() {
+                (200, "{\"ready\":true}")
+            } else {
+                (503, "{\"ready\":false,\"reason\":\"broker unavailable\"}")
+            };
+            write_response(
+                &mut buf,
+                status,
+                "application/json",
+                &[("Cache-Control", "no-store")],
+                body.as_bytes(),
+                keep_alive,
+                head_only,
+            );
+            Outcome::Respond { keep_alive }
+        }
         "/healthz" if readable => {
             let body = health(ctx);
             write_response(
@@ -74,7 +91,7 @@ pub fn handle(req: &Request, out: &mut OutQueue, ctx: &Ctx) -> Outcome {
                 Outcome::Respond { keep_alive }
             }
             Some(_) => not_allowed(&mut buf, keep_alive),
-            None if path == "/healthz" => not_allowed(&mut buf, keep_alive),
+            None if path == "/healthz" || path == "/readyz" => not_allowed(&mut buf, keep_alive),
             None => {
                 write_error(&mut buf, 404, "no such page", &[], keep_alive);
                 Outcome::Respond { keep_alive }

@@ -25,6 +25,9 @@ pub const TOO_BIG: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// Overloaded for now; the client may reconnect later.
 pub const TRY_AGAIN_LATER: u16 = 1013;
+/// The service is restarting (or, here, a room's history was reset):
+/// reconnect.
+pub const SERVICE_RESTART: u16 = 1012;
 
 /// Whether a code received in a close frame is allowed on the wire
 /// (RFC 6455 §7.4): 1000-1003, 1007-1014 and 3000-4999 are valid;

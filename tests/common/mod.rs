@@ -26,8 +26,14 @@ impl Server {
     /// Starts `parley --listen 127.0.0.1:0 ARGS...` and waits for its
     /// "listening on" line.
     pub fn start(args: &[&str]) -> Server {
+        let level: &[&str] = if args.contains(&"--log-level") {
+            &[]
+        } else {
+            &["--log-level", "info"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(level)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -62,6 +68,14 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr)
+    }
+
+    /// Starts a node of a Redis-backed cluster.
+    pub fn start_node(redis: &Redis, args: &[&str]) -> Server {
+        let url = redis.url();
+        let mut all = vec!["--redis", url.as_str()];
+        all.extend_from_slice(args);
+        Server::start(&all)
     }
 
     pub fn client(&self, name: &str) -> Client {
@@ -240,3 +254,106 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 pub const UPGRADE: &str = "GET /ws?name=raw HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\
     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
     Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// A real redis-server on a free loopback port, with AOF in a private
+/// directory, killed when dropped.
+pub struct Redis {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        let dir = std::env::temp_dir().join(format!(
+            "parley-redis-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis {
+            child: None,
+            port: free_port(),
+            dir,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        self.child = Some(child);
+        let start = Instant::now();
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(start.elapsed() < WAIT, "redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// kill -9: no shutdown save; only the AOF survives.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// Runs redis-cli against this server and returns its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Reads JSON frames until `pred` holds, failing after `WAIT`.
+pub fn recv_until(c: &mut Client, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    loop {
+        let v = c.recv();
+        if pred(&v) {
+            return v;
+        }
+    }
+}

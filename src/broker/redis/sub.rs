@@ -1,0 +1,493 @@
+//! The subscriber thread: owns the pub/sub connection and the per-room
+//! delivery order of this node.
+//!
+//! For each room with local members it knows `delivered`, the last seq
+//! handed to the reactors. Live messages are delivered strictly in seq
+//! order: an old or repeated seq is dropped, a jump is first filled from the
+//! room's history stream (pub/sub is at-most-once). Joins are handled here
+//! too, so a join's backlog ends exactly at `delivered` and the live stream
+//! continues from there: no gap, no duplicate.
+//!
+//! When the subscription breaks (Redis restart, failover, output-buffer
+//! limit), the thread reconnects with back-off, resubscribes every room
+//! and backfills each from its stream. If a room's epoch changed, Redis
+//! lost its data: local members are told to reconnect (they then get
+//! `reset` on join) instead of being handed a silent gap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{Client, PubSub, RedisResult, Value};
+
+use super::entry::{parse_entries, parse_published, Entry};
+use super::keys::{channel, room_of, RoomKeys};
+use super::link::{is_timeout, jitter, Link};
+use crate::broker::{JoinRequest, RoomName};
+use crate::chat::ErrorCode;
+use crate::reactor::inbox::{Event, Inbox, Joined, Reply};
+
+/// How long a pub/sub read waits before control requests are looked at.
+const POLL: Duration = Duration::from_millis(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(3);
+
+pub enum Control {
+    Join(JoinRequest),
+    Leave(RoomName, usize),
+}
+
+struct Room {
+    delivered: u64,
+    epoch: Option<String>,
+    interest: Vec<u32>,
+    /// A gap could not be filled: live messages wait until the stream
+    /// can be read again (see `SubThread::retry_stalled`).
+    stalled: bool,
+}
+
+impl Room {
+    fn total(&self) -> u32 {
+        self.interest.iter().sum()
+    }
+}
+
+pub struct SubThread {
+    pub client: Client,
+    pub side: Link,
+    pub rx: Receiver<Control>,
+    pub inboxes: Vec<Arc<Inbox>>,
+    pub history_on_join: usize,
+    pub up: Arc<AtomicBool>,
+    pub pending_joins: Arc<AtomicUsize>,
+    pub reconnects: Arc<AtomicUsize>,
+    rooms: HashMap<RoomName, Room>,
+}
+
+/// Why the inner loop ended.
+enum Exit {
+    Reconnect,
+    Shutdown,
+}
+
+impl SubThread {
+    pub fn new(
+        client: Client,
+        rx: Receiver<Control>,
+        inboxes: Vec<Arc<Inbox>>,
+        history_on_join: usize,
+    ) -> SubThread {
+        SubThread {
+            side: Link::new(client.clone(), |_| Ok(())),
+            client,
+            rx,
+            inboxes,
+            history_on_join,
+            up: Arc::default(),
+            pending_joins: Arc::default(),
+            reconnects: Arc::default(),
+            rooms: HashMap::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        let mut backoff = Duration::from_millis(50);
+        let mut first = true;
+        loop {
+            let mut con = match self
+                .client
+                .get_connection_with_timeout(super::link::CONNECT_TIMEOUT)
+            {
+                Ok(con) => con,
+                Err(e) => {
+                    if first {
+                        log::warn!("redis: subscriber cannot connect ({e}); retrying");
+                        first = false;
+                    }
+                    if self.wait(jitter(backoff)).is_err() {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            let mut pubsub = con.as_pubsub();
+            if let Err(e) = pubsub
+                .set_read_timeout(Some(POLL))
+                .and_then(|()| self.resubscribe(&mut pubsub))
+            {
+                log::warn!("redis: resubscribe failed: {e}");
+                continue;
+            }
+            if !first {
+                self.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            log::info!("redis: subscriber connected ({} rooms)", self.rooms.len());
+            first = false;
+            backoff = Duration::from_millis(50);
+            self.up.store(true, Ordering::Relaxed);
+            let exit = self.serve(&mut pubsub);
+            self.up.store(false, Ordering::Relaxed);
+            match exit {
+                Exit::Shutdown => return,
+                Exit::Reconnect => log::warn!("redis: subscriber connection lost; reconnecting"),
+            }
+        }
+    }
+
+    fn serve(&mut self, pubsub: &mut PubSub<'_>) -> Exit {
+        loop {
+            loop {
+                match self.rx.try_recv() {
+                    Ok(control) => {
+                        if self.control(control, Some(pubsub)).is_err() {
+                            return Exit::Reconnect;
+                        }
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return Exit::Shutdown,
+                }
+            }
+            self.retry_stalled();
+            match pubsub.get_message() {
+                Ok(msg) => {
+                    let Some(room) = room_of(msg.get_channel_name()) else {
+                        continue;
+                    };
+                    let payload = msg.get_payload_bytes().to_vec();
+                    self.on_published(room, &payload);
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => {
+                    log::debug!("redis: pub/sub read failed: {e}");
+                    return Exit::Reconnect;
+                }
+            }
+        }
+    }
+
+    /// Waits out a back-off while still answering control requests: joins
+    /// fail as `unavailable`, leaves are recorded.
+    fn wait(&mut self, d: Duration) -> Result<(), ()> {
+        let until = std::time::Instant::now() + d;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(control) => {
+                    let _ = self.control(control, None);
+                }
+                Err(RecvTimeoutError::Timeout) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => return Err(()),
+            }
+        }
+    }
+
+    /// After (re)connecting: subscribe to every room with local members and
+    /// deliver whatever they missed meanwhile.
+    fn resubscribe(&mut self, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
+        let names: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        if !names.is_empty() {
+            let channels: Vec<String> = names.iter().map(|r| channel(r)).collect();
+            pubsub.subscribe(channels)?;
+        }
+        for name in names {
+            self.catch_up(&name);
+        }
+        Ok(())
+    }
+
+    fn control(&mut self, control: Control, pubsub: Option<&mut PubSub<'_>>) -> RedisResult<()> {
+        match control {
+            Control::Join(req) => {
+                self.pending_joins.fetch_sub(1, Ordering::Relaxed);
+                match pubsub {
+                    Some(pubsub) => self.join(req, pubsub),
+                    None => {
+                        self.refuse(req);
+                        Ok(())
+                    }
+                }
+            }
+            Control::Leave(room, reactor) => self.leave(&room, reactor, pubsub),
+        }
+    }
+
+    fn join(&mut self, req: JoinRequest, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
+        if !self.rooms.contains_key(&req.room) {
+            if let Err(e) = pubsub.subscribe(channel(&req.room)) {
+                self.refuse(req);
+                return Err(e);
+            }
+            let Some((seq, epoch)) = self.head(&req.room) else {
+                let _ = pubsub.unsubscribe(channel(&req.room));
+                self.refuse(req);
+                return Ok(());
+            };
+            let room = Room {
+                delivered: seq,
+                epoch,
+                interest: vec![0; self.inboxes.len()],
+                stalled: false,
+            };
+            self.rooms.insert(req.room.clone(), room);
+        }
+        let Some(room) = self.rooms.get(&req.room) else {
+            return Ok(());
+        };
+        let (delivered, epoch) = (room.delivered, room.epoch.clone());
+        let same_epoch = match (&req.epoch, &epoch) {
+            (Some(asked), Some(known)) => asked == known,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let backlog = match req.since {
+            Some(since) if same_epoch && since <= delivered => {
+                self.range(&req.room, since, delivered).map(|b| {
+                    let complete =
+                        since == delivered || b.first().is_some_and(|e| e.seq == since + 1);
+                    (b, !complete)
+                })
+            }
+            _ => None,
+        };
+        let (entries, reset) = match backlog {
+            Some((entries, false)) => (Some(entries), false),
+            _ => (self.latest(&req.room, delivered), req.since.is_some()),
+        };
+        let Some(entries) = entries else {
+            let name = req.room.clone();
+            self.refuse(req);
+            return self.drop_if_unused(&name, Some(pubsub));
+        };
+        if let Some(room) = self.rooms.get_mut(&req.room) {
+            if let Some(n) = room.interest.get_mut(req.to.reactor) {
+                *n += 1;
+            }
+        }
+        let joined = Joined {
+            to: req.to,
+            backlog: entries.iter().map(|e| e.frame(&req.room)).collect(),
+            room: req.room,
+            seq: delivered,
+            epoch: epoch.unwrap_or_default().into(),
+            reset,
+            id: req.id,
+        };
+        self.send(joined.to.reactor, Event::Joined(Box::new(joined)));
+        Ok(())
+    }
+
+    fn leave(
+        &mut self,
+        name: &RoomName,
+        reactor: usize,
+        pubsub: Option<&mut PubSub<'_>>,
+    ) -> RedisResult<()> {
+        if let Some(room) = self.rooms.get_mut(name) {
+            if let Some(n) = room.interest.get_mut(reactor) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        self.drop_if_unused(name, pubsub)
+    }
+
+    /// Forgets a room nobody here is in any more, and unsubscribes.
+    fn drop_if_unused(
+        &mut self,
+        name: &RoomName,
+        pubsub: Option<&mut PubSub<'_>>,
+    ) -> RedisResult<()> {
+        if self.rooms.get(name).is_some_and(|r| r.total() == 0) {
+            self.rooms.remove(name);
+            if let Some(pubsub) = pubsub {
+                pubsub.unsubscribe(channel(name))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, req: JoinRequest) {
+        let reply = Reply {
+            to: req.to,
+            room: req.room,
+            code: ErrorCode::Unavailable,
+            cid: None,
+            id: req.id,
+        };
+        self.send(reply.to.reactor, Event::JoinFailed(Box::new(reply)));
+    }
+
+    fn on_published(&mut self, name: &str, payload: &[u8]) {
+        let Some(published) = parse_published(payload) else {
+            log::debug!("redis: unparsable message on room {name}");
+            return;
+        };
+        let Some((key, room)) = self.rooms.get_key_value(name) else {
+            return;
+        };
+        let key = key.clone();
+        let seq = published.entry.seq;
+        if room.epoch.as_ref().is_some_and(|e| *e != published.epoch) {
+            return self.reset(&key, seq, Some(published.epoch));
+        }
+        if seq <= room.delivered {
+            return;
+        }
+        if seq > room.delivered + 1 {
+            let from = room.delivered;
+            let Some(missed) = self.range(&key, from, seq - 1) else {
+                // Never deliver past a hole: wait until the stream (which
+                // holds this message too) can be read.
+                log::warn!("redis: cannot fill gap {}..{seq} yet", from + 1);
+                if let Some(room) = self.rooms.get_mut(&key) {
+                    room.stalled = true;
+                }
+                return;
+            };
+            for entry in missed {
+                self.deliver(&key, &entry);
+            }
+        }
+        if let Some(room) = self.rooms.get_mut(&key) {
+            room.epoch = Some(published.epoch);
+        }
+        self.deliver(&key, &published.entry);
+    }
+
+    /// Catches up rooms whose gap could not be filled, now that the stream
+    /// may be readable again.
+    fn retry_stalled(&mut self) {
+        let stalled: Vec<RoomName> = self
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.stalled)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for name in stalled {
+            self.catch_up(&name);
+        }
+    }
+
+    /// Delivers everything stored after `delivered` (after a reconnect or
+    /// a gap). Leaves the room stalled if Redis cannot be read.
+    fn catch_up(&mut self, name: &RoomName) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        room.stalled = true;
+        let Some((seq, epoch)) = self.head(name) else {
+            return;
+        };
+        let Some(room) = self.rooms.get(name) else {
+            return;
+        };
+        let lost = seq < room.delivered || (room.epoch.is_some() && epoch != room.epoch);
+        if lost {
+            self.reset(name, seq, epoch);
+        } else if seq > room.delivered {
+            let Some(missed) = self.range(name, room.delivered, seq) else {
+                return;
+            };
+            for entry in missed {
+                self.deliver(name, &entry);
+            }
+        }
+        if let Some(room) = self.rooms.get_mut(name) {
+            room.stalled = false;
+        }
+    }
+
+    /// The room's history is not what members saw: make them reconnect.
+    fn reset(&mut self, name: &RoomName, seq: u64, epoch: Option<String>) {
+        log::warn!("redis: room history changed under us (Redis lost data?); resetting members");
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        room.delivered = seq;
+        room.epoch = epoch;
+        let targets: Vec<usize> = room
+            .interest
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, _)| i)
+            .collect();
+        for reactor in targets {
+            self.send(reactor, Event::RoomReset { room: name.clone() });
+        }
+    }
+
+    fn deliver(&mut self, name: &RoomName, entry: &Entry) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        if entry.seq <= room.delivered {
+            return;
+        }
+        room.delivered = entry.seq;
+        let frame = entry.frame(name);
+        for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
+            if *n > 0 {
+                inbox.push(Event::Deliver {
+                    room: name.clone(),
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    /// The room's last seq and epoch, from the side connection.
+    fn head(&mut self, name: &str) -> Option<(u64, Option<String>)> {
+        let keys = RoomKeys::new(name);
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&keys.seq).arg(&keys.epoch);
+        let (seq, epoch): (Option<u64>, Option<String>) = self.side.run(|con| cmd.query(con))?;
+        Some((seq.unwrap_or(0), epoch))
+    }
+
+    /// Entries with `after < seq <= upto`, oldest first.
+    fn range(&mut self, name: &str, after: u64, upto: u64) -> Option<Vec<Entry>> {
+        if upto <= after {
+            return Some(Vec::new());
+        }
+        let start = format!("{}-0", after + 1);
+        let end = format!("{upto}-0");
+        self.read(
+            redis::cmd("XRANGE")
+                .arg(RoomKeys::new(name).log)
+                .arg(start)
+                .arg(end),
+        )
+    }
+
+    /// The most recent page up to `upto`, oldest first.
+    fn latest(&mut self, name: &str, upto: u64) -> Option<Vec<Entry>> {
+        if self.history_on_join == 0 || upto == 0 {
+            return Some(Vec::new());
+        }
+        let mut cmd = redis::cmd("XREVRANGE");
+        cmd.arg(RoomKeys::new(name).log)
+            .arg(format!("{upto}-0"))
+            .arg("-")
+            .arg("COUNT")
+            .arg(self.history_on_join);
+        let mut entries = self.read(&mut cmd)?;
+        entries.reverse();
+        Some(entries)
+    }
+
+    fn read(&mut self, cmd: &mut redis::Cmd) -> Option<Vec<Entry>> {
+        let value: Value = self.side.run(|con| cmd.query(con))?;
+        Some(parse_entries(value))
+    }
+
+    fn send(&self, reactor: usize, event: Event) {
+        if let Some(inbox) = self.inboxes.get(reactor) {
+            inbox.push(event);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Many nodes, one chat: parley nodes sharing a real redis-server.
+//! Ordering across nodes, recovery through node and Redis failures,
+//! deduplication, gap filling and readiness.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::{http, recv_until, Redis, Server};
+use serde_json::{json, Value};
+
+fn seqs(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn clients_on_different_nodes_see_one_order() {
+    let redis = Redis::start();
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start_node(&redis, &[])).collect();
+    const ROOMS: usize = 2;
+    const PER_NODE: usize = 2;
+    const EACH: usize = 30;
+    let mut clients = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for i in 0..PER_NODE {
+            for r in 0..ROOMS {
+                let mut c = node.client(&format!("n{n}c{i}r{r}"));
+                c.join(&format!("room{r}"), None);
+                clients.push((r, c));
+            }
+        }
+    }
+    let per_room = nodes.len() * PER_NODE * EACH;
+    let handles: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(k, (r, mut c))| {
+            std::thread::spawn(move || {
+                let room = format!("room{r}");
+                for n in 0..EACH {
+                    c.say(&room, &format!("{k}-{n}"), &format!("{k}-{n}"));
+                }
+                let mut got = Vec::new();
+                let mut acks = 0;
+                while got.len() < per_room || acks < EACH {
+                    let v = c.recv();
+                    match v["type"].as_str() {
+                        Some("message") => got.push((
+                            v["seq"].as_u64().unwrap(),
+                            v["text"].as_str().unwrap().to_string(),
+                        )),
+                        Some("ack") => acks += 1,
+                        other => panic!("unexpected {other:?}: {v}"),
+                    }
+                }
+                (r, got)
+            })
+        })
+        .collect();
+    let mut by_room: HashMap<usize, Vec<Vec<(u64, String)>>> = HashMap::new();
+    for h in handles {
+        let (r, got) = h.join().unwrap();
+        by_room.entry(r).or_default().push(got);
+    }
+    for (r, views) in by_room {
+        let first = &views[0];
+        let want: Vec<u64> = (1..=per_room as u64).collect();
+        assert_eq!(
+            first.iter().map(|m| m.0).collect::<Vec<_>>(),
+            want,
+            "room{r}: every seq once, in order"
+        );
+        for v in &views {
+            assert_eq!(v, first, "room{r}: identical on every node");
+        }
+    }
+}
+
+#[test]
+fn history_and_since_work_across_nodes_and_restarts() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let mut alice = a.client("alice");
+    alice.join("r", None);
+    for i in 1..=6 {
+        alice.say("r", &format!("m{i}"), &format!("c{i}"));
+        recv_until(&mut alice, |v| v["type"] == "ack");
+    }
+    drop(alice);
+    drop(a);
+
+    // A node that never saw those messages serves them from Redis.
+    let b = Server::start_node(&redis, &["--history-on-join", "3"]);
+    let mut bob = b.client("bob");
+    let (joined, backlog) = bob.join("r", Some(2));
+    assert_eq!(
+        (joined["seq"].as_u64(), joined["reset"].as_bool()),
+        (Some(6), Some(false))
+    );
+    assert_eq!(seqs(&backlog), [3, 4, 5, 6]);
+    assert_eq!(backlog[0]["text"], "m3");
+    let epoch = joined["epoch"].as_str().unwrap().to_string();
+    assert!(!epoch.is_empty());
+
+    let (_, recent) = b.client("carol").join("r", None);
+    assert_eq!(seqs(&recent), [4, 5, 6]);
+
+    bob.send(json!({"type":"history","room":"r","before":4,"limit":2}));
+    let page = bob.recv_type("history");
+    assert_eq!(seqs(page["messages"].as_array().unwrap()), [2, 3]);
+    assert_eq!(page["more"], true);
+
+    // A wrong epoch means the client's seqs belong to lost data: reset.
+    let mut dave = b.client("dave");
+    dave.send(json!({"type":"join","room":"r","since":5,"epoch":"0000"}));
+    assert_eq!(dave.recv_type("joined")["reset"], true);
+    let mut erin = b.client("erin");
+    erin.send(json!({"type":"join","room":"r","since":5,"epoch":epoch}));
+    let joined = erin.recv_type("joined");
+    assert_eq!(
+        (joined["reset"].as_bool(), joined["backlog"].as_u64()),
+        (Some(false), Some(1))
+    );
+}
+
+#[test]
+fn a_retry_with_the_same_cid_is_stored_once() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let b = Server::start_node(&redis, &[]);
+    let mut sender = a.client("s");
+    let mut watcher = b.client("w");
+    sender.join("r", None);
+    watcher.join("r", None);
+    sender.say("r", "hello", "dup");
+    let first = recv_until(&mut sender, |v| v["type"] == "ack")["seq"].as_u64();
+    sender.say("r", "hello", "dup");
+    let again = recv_until(&mut sender, |v| v["type"] == "ack")["seq"].as_u64();
+    assert_eq!(first, again);
+    sender.say("r", "next", "other");
+    assert_eq!(watcher.recv_type("message")["cid"], "dup");
+    let next = watcher.recv_type("message");
+    assert_eq!(
+        (next["cid"].as_str(), next["seq"].as_u64()),
+        (Some("other"), Some(2))
+    );
+    assert_eq!(redis.cli(&["XLEN", "parley:{r}:log"]).trim(), "2");
+}
+
+/// A message that reached the stream but whose publish was lost (pub/sub
+/// is at-most-once) is filled in before the next live one.
+#[test]
+fn a_gap_in_pubsub_is_filled_from_the_stream() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &[]);
+    let mut a = node.client("a");
+    let mut b = node.client("b");
+    a.join("g", None);
+    b.join("g", None);
+    a.say("g", "one", "c1");
+    assert_eq!(b.recv_type("message")["seq"], 1);
+    // Store seq 2 the way the script would, without publishing it.
+    redis.cli(&["INCR", "parley:{g}:seq"]);
+    redis.cli(&[
+        "XADD",
+        "parley:{g}:log",
+        "2-0",
+        "f",
+        "ghost",
+        "c",
+        "c2",
+        "t",
+        "two",
+        "ts",
+        "1",
+    ]);
+    a.say("g", "three", "c3");
+    let m2 = b.recv_type("message");
+    let m3 = b.recv_type("message");
+    assert_eq!(
+        (m2["seq"].as_u64(), m2["text"].as_str()),
+        (Some(2), Some("two"))
+    );
+    assert_eq!(
+        (m3["seq"].as_u64(), m3["text"].as_str()),
+        (Some(3), Some("three"))
+    );
+}
+
+/// kill -9 a node mid-stream: its clients reconnect to another node with
+/// `since` and end with exactly the messages they missed.
+#[test]
+fn clients_of_a_killed_node_resume_elsewhere_without_loss() {
+    let redis = Redis::start();
+    let mut doomed = Server::start_node(&redis, &[]);
+    let survivor = Server::start_node(&redis, &[]);
+    let mut sender = survivor.client("sender");
+    sender.join("k", None);
+    let mut victim = doomed.client("victim");
+    victim.join("k", None);
+
+    let mut seen = Vec::new();
+    for i in 1..=20u64 {
+        sender.say("k", &format!("m{i}"), &format!("c{i}"));
+        recv_until(&mut sender, |v| v["type"] == "ack");
+        if i == 10 {
+            // Read what arrived so far, then the node dies.
+            while seen.len() < 10 {
+                seen.push(victim.recv_type("message")["seq"].as_u64().unwrap());
+            }
+            doomed.child.kill().unwrap();
+            doomed.child.wait().unwrap();
+        }
+    }
+    let last = *seen.last().unwrap();
+    let mut back = survivor.client("victim");
+    let (joined, backlog) = back.join("k", Some(last));
+    assert_eq!(joined["reset"], false);
+    seen.extend(seqs(&backlog));
+    assert_eq!(seen, (1..=20).collect::<Vec<_>>(), "no loss, no duplicate");
+}
+
+/// kill -9 Redis mid-stream and restart it from its AOF: sends during the
+/// outage get `unavailable`, nodes resubscribe, and every acked message is
+/// in the history and delivered exactly once.
+#[test]
+fn redis_restart_loses_no_acked_message() {
+    let mut redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let b = Server::start_node(&redis, &[]);
+    let mut sender = a.client("sender");
+    let mut watcher = b.client("watcher");
+    sender.join("z", None);
+    watcher.join("z", None);
+
+    let mut acked = Vec::new();
+    let mut unavailable = 0;
+    let mut restarted = false;
+    let start = Instant::now();
+    let mut i = 0;
+    while acked.len() < 30 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "stuck: {} acked",
+            acked.len()
+        );
+        i += 1;
+        if i == 10 {
+            redis.kill();
+        }
+        if i == 15 && !restarted {
+            redis.restart();
+            restarted = true;
+        }
+        let cid = format!("c{i}");
+        sender.say("z", &format!("m{i}"), &cid);
+        let reply = recv_until(&mut sender, |v| {
+            (v["type"] == "ack" || v["type"] == "error") && v["cid"] == cid.as_str()
+        });
+        match reply["type"].as_str() {
+            Some("ack") => acked.push(reply["seq"].as_u64().unwrap()),
+            _ => {
+                assert_eq!(reply["code"], "unavailable", "{reply}");
+                unavailable += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    assert!(unavailable > 0, "the outage was noticed");
+    assert_eq!(acked, (1..=30).collect::<Vec<_>>());
+
+    // The watcher, connected throughout, sees each acked message once.
+    let mut got = Vec::new();
+    while got.len() < acked.len() {
+        got.push(watcher.recv_type("message")["seq"].as_u64().unwrap());
+    }
+    assert_eq!(got, acked);
+    assert_eq!(redis.cli(&["XLEN", "parley:{z}:log"]).trim(), "30");
+
+    // Nothing more arrives (no duplicate replays).
+    watcher.say("z", "marker", "marker");
+    let next = watcher.recv_type("message");
+    assert_eq!(
+        (next["cid"].as_str(), next["seq"].as_u64()),
+        (Some("marker"), Some(31))
+    );
+}
+
+#[test]
+fn readiness_follows_redis() {
+    let mut redis = Redis::start();
+    let node = Server::start_node(&redis, &[]);
+    let ready = |node: &Server| http(node.addr, "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n");
+    let wait_for = |node: &Server, status: &str| {
+        let start = Instant::now();
+        loop {
+            let reply = ready(node);
+            if reply.starts_with(&format!("HTTP/1.1 {status}")) {
+                return reply;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "readyz never became {status}: {reply}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(&node, "200");
+    redis.kill();
+    wait_for(&node, "503");
+    // Liveness does not depend on Redis.
+    assert!(http(node.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").starts_with("HTTP/1.1 200"));
+    redis.restart();
+    wait_for(&node, "200");
+}
+
+#[test]
+fn only_nodes_with_members_subscribe() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let _b = Server::start_node(&redis, &[]);
+    let mut c = a.client("c");
+    c.join("lonely", None);
+    let subs = redis.cli(&["PUBSUB", "NUMSUB", "parley:{lonely}"]);
+    assert!(subs.lines().nth(1).map(str::trim) == Some("1"), "{subs}");
+    c.send(json!({"type":"leave","room":"lonely"}));
+    c.recv_type("left");
+    let start = Instant::now();
+    loop {
+        let subs = redis.cli(&["PUBSUB", "NUMSUB", "parley:{lonely}"]);
+        if subs.lines().nth(1).map(str::trim) == Some("0") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still subscribed: {subs}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
