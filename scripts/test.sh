@@ -88,11 +88,11 @@ step_fmt() {
 }
 
 step_clippy() {
-    cargo clippy --all-targets --locked -- -D warnings
+    cargo clippy --workspace --all-targets --locked -- -D warnings
 }
 
 step_build() {
-    cargo build --release --locked --bins
+    cargo build --workspace --release --locked --bins
 }
 
 # nextest's closing "Summary ... N tests run: N passed" line is what CI
@@ -100,10 +100,10 @@ step_build() {
 # tests, so cargo runs those first, leaving nextest's summary last.
 step_test() {
     if cargo nextest --version >/dev/null 2>&1; then
-        cargo test --release --locked --doc
-        cargo nextest run --release --locked
+        cargo test --workspace --release --locked --doc
+        cargo nextest run --workspace --release --locked
     else
-        cargo test --release --locked
+        cargo test --workspace --release --locked
     fi
 }
 

@@ -1,0 +1,164 @@
+//! The load tester's own correctness: a short fanout against a real
+//! in-process Parley reports no loss, and a faulty server's drop, swap,
+//! repeat and cut are each caught and counted.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use common::{faulty_server, Faults};
+use parley_loadtest::cli::Cli;
+use parley_loadtest::report::Report;
+use parley_loadtest::run_scenario;
+
+fn fanout(addr: SocketAddr, extra: &[&str]) -> Report {
+    let url = format!("ws://{addr}/ws");
+    let mut args = vec![
+        "parley-loadtest",
+        "--url",
+        &url,
+        "--quiet",
+        "--threads",
+        "2",
+        "--timeout",
+        "30",
+        "--connect-timeout",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    let cli = Cli::parse_from(args);
+    run_scenario(&cli.common, &cli.scenario).expect("run")
+}
+
+fn figure(r: &Report, key: &str) -> u64 {
+    r.figure(key).unwrap_or_else(|| panic!("no {key}")) as u64
+}
+
+#[test]
+fn parley_delivers_every_acked_message_once_in_order() {
+    let config = parley::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        reactors: 2,
+        log_level: "warn".into(),
+        ..Default::default()
+    };
+    let server = parley::server::Server::start(config).expect("start parley");
+    let report = fanout(
+        server.local_addr(),
+        &[
+            "fanout",
+            "--rooms",
+            "3",
+            "--members",
+            "20",
+            "--publishers",
+            "6",
+            "--rate",
+            "300",
+            "--duration",
+            "2",
+            "--grace",
+            "5",
+        ],
+    );
+    let table = report.table();
+    assert!(report.ok(), "{table}");
+    assert_eq!(figure(&report, "lost"), 0, "{table}");
+    assert_eq!(figure(&report, "duplicated"), 0, "{table}");
+    assert_eq!(figure(&report, "reordered"), 0, "{table}");
+    let acked = figure(&report, "acked");
+    assert!(acked >= 500, "{table}");
+    assert_eq!(figure(&report, "delivered"), acked * 20, "{table}");
+    assert!(figure(&report, "latency_p50_us") > 0, "{table}");
+
+    server.shutdown_handle().shutdown();
+    server.join();
+}
+
+const SMALL_RUN: &[&str] = &[
+    "fanout",
+    "--rooms",
+    "1",
+    "--members",
+    "4",
+    "--rate",
+    "40",
+    "--duration",
+    "1",
+    "--grace",
+    "2",
+];
+
+#[test]
+fn a_dropped_a_swapped_and_a_repeated_message_are_caught() {
+    let addr = faulty_server(Faults {
+        drop: Some(3),
+        swap: Some((5, 6)),
+        dup: Some(8),
+        ..Faults::default()
+    });
+    let report = fanout(addr, SMALL_RUN);
+    let table = report.table();
+    assert!(!report.ok(), "{table}");
+    assert_eq!(figure(&report, "lost"), 1, "{table}");
+    assert_eq!(figure(&report, "reordered"), 1, "{table}");
+    assert_eq!(figure(&report, "duplicated"), 1, "{table}");
+    assert_eq!(report.failures.len(), 3, "{table}");
+}
+
+#[test]
+fn a_cut_member_resumes_with_since_and_misses_nothing() {
+    let addr = faulty_server(Faults {
+        cut: Some(10),
+        ..Faults::default()
+    });
+    let report = fanout(addr, SMALL_RUN);
+    let table = report.table();
+    assert!(report.ok(), "{table}");
+    assert_eq!(figure(&report, "closed_1013"), 1, "{table}");
+    assert_eq!(figure(&report, "resumed"), 1, "{table}");
+    assert_eq!(figure(&report, "lost"), 0, "{table}");
+}
+
+#[test]
+fn a_cut_member_that_does_not_resume_is_reported_as_cut_off() {
+    let addr = faulty_server(Faults {
+        cut: Some(10),
+        ..Faults::default()
+    });
+    let mut args = SMALL_RUN.to_vec();
+    args.push("--no-reconnect");
+    let report = fanout(addr, &args);
+    let table = report.table();
+    assert!(report.ok(), "{table}");
+    assert_eq!(figure(&report, "cut_off_members"), 1, "{table}");
+    assert!(figure(&report, "cut_off_missing") > 0, "{table}");
+    assert_eq!(figure(&report, "lost"), 0, "{table}");
+}
+
+#[test]
+fn custom_protocol_judges_loss_and_order_by_marker() {
+    let addr = faulty_server(Faults {
+        drop: Some(3),
+        swap: Some((5, 6)),
+        dup: Some(8),
+        ..Faults::default()
+    });
+    let mut args = vec![
+        "--protocol",
+        "custom",
+        "--send-template",
+        r#"{"type":"send","room":"{room}","text":"{text}","cid":"c"}"#,
+    ];
+    args.extend_from_slice(SMALL_RUN);
+    let report = fanout(addr, &args);
+    let table = report.table();
+    assert_eq!(figure(&report, "lost"), 1, "{table}");
+    assert_eq!(figure(&report, "reordered"), 1, "{table}");
+    assert_eq!(figure(&report, "duplicated"), 1, "{table}");
+    assert!(
+        report.notes.iter().any(|n| n.contains("no seqs")),
+        "{table}"
+    );
+}
