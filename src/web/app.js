@@ -51,7 +51,9 @@ function connect() {
   const ws = new WebSocket(wsUrl(s.name));
   s.ws = ws;
   ws.onopen = () => {
-    const since = s.lastSeq > 0 ? { since: s.lastSeq } : {};
+    // The epoch says which life of the room's history `since` refers to;
+    // if the server lost that history, it answers with reset: true.
+    const since = s.lastSeq > 0 ? { since: s.lastSeq, epoch: s.epoch } : {};
     s.joinId = send({ type: "join", room: s.room, ...since });
   };
   ws.onmessage = (ev) => {
@@ -105,6 +107,7 @@ function onJoined(f) {
   setStatus("connected", "Connected");
   document.body.dataset.joined = f.room;
   if (f.reset) clearRoom();
+  s.epoch = f.epoch;
   s.replaying = Number(f.backlog) || 0;
   if (s.replaying === 0) afterReplay();
 }
@@ -227,6 +230,7 @@ function place(li) {
 function clearRoom() {
   for (const li of [...el.list.children]) if (!s.mine.has(li.dataset.cid)) li.remove();
   s.seen.clear();
+  s.lastSeq = 0;
 }
 
 function showError(text) {
