@@ -173,7 +173,9 @@ wait_redis_ready() {
 write_node_args() {
     local args=()
     if [[ -n ${CLUSTER_PARLEY_ARGS+set} ]]; then
-        read -r -a args <<<"${CLUSTER_PARLEY_ARGS//@REDIS_URL@/$(redis_url)}"
+        # Split on any whitespace, newlines included; no quoting.
+        read -r -d '' -a args \
+            <<<"${CLUSTER_PARLEY_ARGS//@REDIS_URL@/$(redis_url)}" || true
     elif [[ ${CLUSTER_NO_REDIS:-0} != 1 ]]; then
         args=(--redis "$(redis_url)")
     fi
