@@ -151,6 +151,45 @@ step_browser() {
     fi
 }
 
+# Autobahn again, through nginx (nginx/local.conf.template, rendered by
+# scripts/cluster.sh) in front of one echo node: nginx must pass every
+# frame unchanged and in time, up to Autobahn's 16 MiB messages.
+cluster_run=
+
+stop_cluster() {
+    if [[ -n $cluster_run ]]; then
+        bash scripts/cluster.sh stop "$cluster_run"
+    fi
+    cluster_run=
+}
+
+step_autobahn-nginx() {
+    local out=$artifacts/autobahn-nginx port node_args
+    node_args="--echo --max-message-bytes 16777216"
+    node_args+=" --max-outbound-bytes 33554432"
+    bash scripts/setup-autobahn.sh
+
+    cluster_run=$out/cluster
+    trap stop_cluster EXIT
+    CLUSTER_NODES=1 CLUSTER_NO_REDIS=1 CLUSTER_LOG_LEVEL=warn \
+        CLUSTER_PARLEY_ARGS=$node_args \
+        bash scripts/cluster.sh start "$cluster_run"
+    port=$(sed -n 's/^nginx_port=//p' "$cluster_run/state")
+
+    AUTOBAHN_AGENT=parley-nginx \
+        bash scripts/autobahn.sh "ws://127.0.0.1:$port/echo" "$out"
+
+    # Fails when nginx or the node died during the run.
+    bash scripts/cluster.sh status "$cluster_run"
+    stop_cluster
+}
+
+# Containerfile (hadolint), manifests/ (kustomize | kubernetes-validate),
+# conf/parley.service (systemd-analyze), nginx/parley.conf (nginx -t).
+step_deploy-lint() {
+    bash scripts/deploy-lint.sh
+}
+
 # --- runner ----------------------------------------------------------------
 
 # run_step NAME FUNCTION: run FUNCTION in a subshell with errexit in force
@@ -189,7 +228,8 @@ print_summary() {
     printf '    %s\n' "${summary[@]}" | tee "$artifacts/summary.txt"
 }
 
-all_steps=(packages fmt clippy build test autobahn browser)
+all_steps=(packages fmt clippy build test autobahn autobahn-nginx deploy-lint
+    browser)
 steps=("$@")
 if ((${#steps[@]} == 0)); then
     steps=("${all_steps[@]}")
