@@ -243,13 +243,36 @@ start_nginx() {
     echo "cluster: nginx pid $pid on 127.0.0.1:$port"
 }
 
-# Through nginx, every node answers /healthz before start reports success.
-check_through_nginx() {
-    local url=$1 deadline=$((SECONDS + wait_secs))
-    until curl -fsS --max-time 2 "$url/healthz" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "$url/healthz failing after ${wait_secs}s"
+# wait_http URL: bounded wait for a 2xx answer from URL.
+wait_http() {
+    local deadline=$((SECONDS + wait_secs))
+    until curl -fsS --max-time 2 -o /dev/null "$1" 2>/dev/null; do
+        ((SECONDS < deadline)) || die "$1 failing after ${wait_secs}s"
         sleep 0.2
     done
+}
+
+# Start reports success once every node is ready (connected to Redis; a
+# node without /readyz, answering 404, counts as ready when alive) and
+# nginx reaches them.
+check_ready() {
+    local url=$1 n
+    for ((n = 1; n <= nodes; n++)); do
+        wait_node_ready "$n"
+    done
+    wait_http "$url/healthz"
+}
+
+wait_node_ready() {
+    local node status
+    node="http://127.0.0.1:$(state_get "node$1_port")"
+    status=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' \
+        "$node/readyz" || true)
+    if [[ $status == 404 ]]; then
+        wait_http "$node/healthz"
+    else
+        wait_http "$node/readyz"
+    fi
 }
 
 # --- commands ----------------------------------------------------------------
@@ -319,7 +342,7 @@ cmd_start() {
     local url
     url="http://127.0.0.1:$(state_get nginx_port)"
     state_set url "$url"
-    check_through_nginx "$url"
+    check_ready "$url"
     trap - EXIT
     echo "cluster: state in $state"
     echo "$url"
@@ -384,6 +407,7 @@ cmd_restart_node() {
     node_number "$n"
     stop_pid "node $n" "$(state_get "node${n}_pid")" "$(node_pattern "$n")"
     start_node "$n"
+    wait_node_ready "$n"
 }
 
 cmd_kill_redis() {
