@@ -72,7 +72,7 @@ fi
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
 trap stop_server EXIT
-"$BIN" --listen "127.0.0.1:$PORT" --log-level warn &
+"$BIN" --listen "127.0.0.1:$PORT" --log-level warn --allow-guests &
 SERVER_PID=$!
 wait_for_server
 

@@ -24,6 +24,9 @@
 #   CLUSTER_PARLEY_ARGS  extra node arguments, replacing the default
 #                        `--redis @REDIS_URL@` (@REDIS_URL@ is substituted)
 #   CLUSTER_LOG_LEVEL    parley --log-level (default info)
+#   CLUSTER_ALLOW_GUESTS=1  start nodes with --allow-guests (name-only
+#                        access, for tests and load tests)
+#   The nodes share a random session key, kept in DIR/session.key.
 #   CLUSTER_WAIT_SECS    bound on every wait (default 30)
 set -euo pipefail
 
@@ -178,6 +181,14 @@ write_node_args() {
             <<<"${CLUSTER_PARLEY_ARGS//@REDIS_URL@/$(redis_url)}" || true
     elif [[ ${CLUSTER_NO_REDIS:-0} != 1 ]]; then
         args=(--redis "$(redis_url)")
+    fi
+    # Every node must sign and accept the same session tokens.
+    if [[ ! -s $run/session.key ]]; then
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$run/session.key")
+    fi
+    args+=(--session-key-file "$run/session.key")
+    if [[ ${CLUSTER_ALLOW_GUESTS:-0} == 1 ]]; then
+        args+=(--allow-guests)
     fi
     args+=(--log-level "${CLUSTER_LOG_LEVEL:-info}")
     printf '%s\n' "${args[@]}" >"$run/node.args"

@@ -112,6 +112,41 @@ settings! {
     /// Sends and history reads waiting for Redis before new ones are
     /// refused with `overloaded`.
     redis_max_pending: usize = 65_536, env "PARLEY_REDIS_MAX_PENDING";
+    /// Let sockets without a session pick a name with ?name= (shown as
+    /// guest:<name>). For development and load tests only.
+    allow_guests: bool = false, env "PARLEY_ALLOW_GUESTS";
+    /// Session signing key, hex (at least 64 digits = 32 bytes). Secret.
+    /// Required with redis, so every node accepts every node's tokens.
+    session_key: String = String::new(), env "PARLEY_SESSION_KEY";
+    /// File holding the session signing key (hex), instead of session_key.
+    session_key_file: String = String::new(), env "PARLEY_SESSION_KEY_FILE";
+    /// Seconds a session token stays valid.
+    session_ttl_secs: u64 = 7 * 24 * 3600, env "PARLEY_SESSION_TTL_SECS";
+    /// Comma-separated Origins allowed to open sockets and use the API
+    /// (e.g. "https://chat.example.com"); empty means same origin as Host.
+    allowed_origins: String = String::new(), env "PARLEY_ALLOWED_ORIGINS";
+    /// Mark the session cookie Secure (serve over HTTPS, e.g. behind a
+    /// TLS-terminating proxy).
+    cookie_secure: bool = false, env "PARLEY_COOKIE_SECURE";
+    /// Threads hashing passwords and talking to the user store.
+    auth_workers: usize = 2, env "PARLEY_AUTH_WORKERS";
+    /// Log-ins and sign-ups waiting for a worker before new ones get 503.
+    auth_queue: usize = 64, env "PARLEY_AUTH_QUEUE";
+    /// PBKDF2-HMAC-SHA256 rounds for new password hashes (at least
+    /// 600000, OWASP's current guidance).
+    password_iterations: u32 = 600_000, env "PARLEY_PASSWORD_ITERATIONS";
+    /// Log-in and sign-up attempts per minute from one IP address.
+    login_attempts_per_ip: u32 = 20, env "PARLEY_LOGIN_ATTEMPTS_PER_IP";
+    /// Log-in and sign-up attempts per minute for one user name.
+    login_attempts_per_user: u32 = 10, env "PARLEY_LOGIN_ATTEMPTS_PER_USER";
+    /// Requests per second one socket may make (burst: twice as many).
+    message_rate: u32 = 20, env "PARLEY_MESSAGE_RATE";
+    /// Sockets one user may have open on this node.
+    max_conns_per_user: u32 = 32, env "PARLEY_MAX_CONNS_PER_USER";
+    /// Sockets one IP address may have open on this node.
+    max_conns_per_ip: u32 = 4096, env "PARLEY_MAX_CONNS_PER_IP";
+    /// Largest HTTP request body, bytes (413 above).
+    max_body_bytes: usize = 4096, env "PARLEY_MAX_BODY_BYTES";
 }
 
 /// A configuration problem, naming the key at fault.
@@ -157,7 +192,7 @@ impl Config {
             )));
         }
         let u = |v: usize| v as u64;
-        let checks: [(&str, u64, u64, u64); 17] = [
+        let checks: &[(&str, u64, u64, u64)] = &[
             ("reactors", u(self.reactors), 0, 1024),
             ("max_message_bytes", u(self.max_message_bytes), 125, 1 << 30),
             ("max_head_bytes", u(self.max_head_bytes), 256, 1 << 20),
@@ -190,8 +225,48 @@ impl Config {
                 3_600_000,
             ),
             ("redis_max_pending", u(self.redis_max_pending), 1, 1 << 24),
+            (
+                "session_ttl_secs",
+                self.session_ttl_secs,
+                60,
+                366 * 24 * 3600,
+            ),
+            ("auth_workers", u(self.auth_workers), 1, 64),
+            ("auth_queue", u(self.auth_queue), 1, 100_000),
+            (
+                "password_iterations",
+                u64::from(self.password_iterations),
+                600_000,
+                100_000_000,
+            ),
+            (
+                "login_attempts_per_ip",
+                u64::from(self.login_attempts_per_ip),
+                1,
+                1_000_000,
+            ),
+            (
+                "login_attempts_per_user",
+                u64::from(self.login_attempts_per_user),
+                1,
+                1_000_000,
+            ),
+            ("message_rate", u64::from(self.message_rate), 1, 1_000_000),
+            (
+                "max_conns_per_user",
+                u64::from(self.max_conns_per_user),
+                1,
+                1_000_000,
+            ),
+            (
+                "max_conns_per_ip",
+                u64::from(self.max_conns_per_ip),
+                1,
+                10_000_000,
+            ),
+            ("max_body_bytes", u(self.max_body_bytes), 64, 1 << 20),
         ];
-        for (key, value, min, max) in checks {
+        for &(key, value, min, max) in checks {
             if value < min || value > max {
                 return Err(ConfigError(format!(
                     "{key}: {value} is outside the allowed range {min}..={max}"
@@ -203,6 +278,19 @@ impl Config {
                 "redis: {:?} is not a redis://HOST:PORT/DB URL",
                 self.redis
             )));
+        }
+        if !self.session_key.is_empty() && decode_hex_key(&self.session_key).is_none() {
+            return Err(ConfigError(
+                "session_key: must be at least 64 hex digits (32 bytes)".into(),
+            ));
+        }
+        if !self.redis.is_empty() && self.session_key.is_empty() && self.session_key_file.is_empty()
+        {
+            return Err(ConfigError(
+                "session_key: required with redis, so every node accepts every \
+                 node's sessions (or set session_key_file)"
+                    .into(),
+            ));
         }
         if self.history_on_join > self.history_size {
             return Err(ConfigError(
@@ -224,6 +312,48 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// A signing key from hex, if it has at least 32 bytes.
+pub fn decode_hex_key(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if hex.len() < 64 || hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+        })
+        .collect()
+}
+
+impl Config {
+    /// The session signing key: configured inline, read from a file, or
+    /// `None` when neither is set.
+    pub fn session_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        if !self.session_key.is_empty() {
+            return Ok(decode_hex_key(&self.session_key));
+        }
+        if self.session_key_file.is_empty() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&self.session_key_file)
+            .map_err(|e| ConfigError(format!("session_key_file: {e}")))?;
+        decode_hex_key(&text)
+            .map(Some)
+            .ok_or_else(|| ConfigError("session_key_file: must hold at least 64 hex digits".into()))
+    }
+
+    /// `allowed_origins` as a list.
+    pub fn origins(&self) -> Vec<String> {
+        self.allowed_origins
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect()
     }
 }
 

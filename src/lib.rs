@@ -8,6 +8,7 @@
 //! - [`broker`] orders, stores and fans out room messages;
 //! - [`config`], [`stats`] and [`web`] support the rest.
 
+pub mod auth;
 pub mod broker;
 pub mod chat;
 pub mod config;

@@ -21,10 +21,26 @@ struct Cli {
 
     #[command(flatten)]
     settings: FlagSettings,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Print a session token for USER, signed with the configured
+    /// session key (for scripts and the load tester).
+    MintToken {
+        user: String,
+        /// Seconds the token stays valid.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u64,
+    },
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
     let config = match load(cli) {
         Ok(config) => config,
         Err(e) => {
@@ -39,7 +55,32 @@ fn main() -> ExitCode {
     {
         eprintln!("parley: cannot start logging: {e}");
     }
-    run(config)
+    match command {
+        None => run(config),
+        Some(Command::MintToken { user, ttl_secs }) => mint_token(&config, &user, ttl_secs),
+    }
+}
+
+fn mint_token(config: &Config, user: &str, ttl_secs: u64) -> ExitCode {
+    if !parley::chat::names::is_valid_user(user) {
+        eprintln!("parley: {user:?} is not a valid user name");
+        return ExitCode::from(2);
+    }
+    let secret = match config.session_secret() {
+        Ok(Some(secret)) => secret,
+        Ok(None) => {
+            eprintln!("parley: no session_key configured; the token would match no server");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("parley: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let expires = parley::auth::unix_now().saturating_add(ttl_secs);
+    let (token, _) = parley::auth::token::Signer::new(&secret).issue(user, expires);
+    println!("{token}");
+    ExitCode::SUCCESS
 }
 
 fn load(cli: Cli) -> Result<Config, ConfigError> {

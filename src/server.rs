@@ -7,12 +7,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::auth::limits::{Counter, KeyedLimiter, Rate};
+use crate::auth::pool::Pool;
+use crate::auth::store::{self, Revocations, UserStore};
+use crate::auth::token::Signer;
+use crate::auth::{Auth, AuthStats, Settings};
 use crate::broker::memory::{Limits, MemoryBroker};
 use crate::broker::redis::{Options, RedisBroker};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::reactor::inbox::{Event, Inbox};
-use crate::reactor::{listener, Reactor, Setup};
+use crate::reactor::{listener, Reactor, Setup, Shared};
 use crate::stats::{ReactorStats, Stats};
 
 pub struct Server {
@@ -31,24 +36,25 @@ impl Server {
             .map(|_| Setup::new(config.max_reactor_queue))
             .collect::<io::Result<Vec<_>>>()?;
         let inboxes: Vec<Arc<Inbox>> = setups.iter().map(|s| s.inbox.clone()).collect();
-        let broker = make_broker(&config, inboxes.clone())?;
+        let revoked = Arc::new(Revocations::default());
+        let broker = make_broker(&config, inboxes.clone(), revoked.clone())?;
+        let auth = Arc::new(make_auth(&config, revoked)?);
+        Pool::start(&auth, config.auth_workers, inboxes.clone())?;
         let stats = Arc::new(Stats {
             reactors: (0..count)
                 .map(|_| Arc::new(ReactorStats::default()))
                 .collect(),
         });
-        let config = Arc::new(config);
+        let shared = Shared {
+            config: Arc::new(config),
+            broker,
+            auth,
+            stats: stats.clone(),
+        };
 
         let mut threads = Vec::with_capacity(count);
         for (id, (setup, listener)) in setups.into_iter().zip(listeners).enumerate() {
-            let reactor = Reactor::new(
-                id,
-                setup,
-                listener,
-                config.clone(),
-                broker.clone(),
-                stats.clone(),
-            )?;
+            let reactor = Reactor::new(id, setup, listener, &shared)?;
             let thread = std::thread::Builder::new()
                 .name(format!("reactor-{id}"))
                 .spawn(move || reactor.run())?;
@@ -88,8 +94,65 @@ impl Server {
     }
 }
 
+/// Accounts, sessions and abuse limits, with users in Redis when the Redis
+/// broker is configured and in memory otherwise.
+fn make_auth(config: &Config, revoked: Arc<Revocations>) -> io::Result<Auth> {
+    let secret = match config
+        .session_secret()
+        .map_err(|e| io::Error::other(e.to_string()))?
+    {
+        Some(secret) => secret,
+        None => {
+            log::warn!(
+                "no session_key configured: using a random key; sessions end \
+                 when this process does"
+            );
+            Signer::random_secret()
+        }
+    };
+    let store: Arc<dyn UserStore> = if config.redis.is_empty() {
+        Arc::new(store::Memory::new(revoked.clone()))
+    } else {
+        let client = redis::Client::open(config.redis.as_str())
+            .map_err(|e| io::Error::other(format!("redis: {e}")))?;
+        Arc::new(store::RedisUsers::new(client, revoked.clone()))
+    };
+    if config.allow_guests {
+        log::warn!(
+            "GUEST ACCESS ENABLED (allow_guests): anyone may connect as \
+             guest:<any name>; for development and load tests only"
+        );
+    }
+    let per_minute = |n: u32| Rate {
+        per_sec: n as f32 / 60.0,
+        burst: n as f32,
+    };
+    Ok(Auth {
+        settings: Settings {
+            allow_guests: config.allow_guests,
+            session_ttl_secs: config.session_ttl_secs,
+            cookie_secure: config.cookie_secure,
+            allowed_origins: config.origins(),
+            password_iterations: config.password_iterations,
+        },
+        signer: Signer::new(&secret),
+        revoked,
+        store,
+        pool: Pool::new(config.auth_queue),
+        attempts_by_ip: KeyedLimiter::new(per_minute(config.login_attempts_per_ip)),
+        attempts_by_user: KeyedLimiter::new(per_minute(config.login_attempts_per_user)),
+        conns_by_ip: Counter::new(config.max_conns_per_ip),
+        conns_by_user: Counter::new(config.max_conns_per_user),
+        stats: AuthStats::default(),
+    })
+}
+
 /// The embedded broker, or the Redis one when a URL is configured.
-fn make_broker(config: &Config, inboxes: Vec<Arc<Inbox>>) -> io::Result<Arc<dyn Broker>> {
+fn make_broker(
+    config: &Config,
+    inboxes: Vec<Arc<Inbox>>,
+    revoked: Arc<Revocations>,
+) -> io::Result<Arc<dyn Broker>> {
     if config.redis.is_empty() {
         let limits = Limits {
             history_size: config.history_size,
@@ -104,7 +167,7 @@ fn make_broker(config: &Config, inboxes: Vec<Arc<Inbox>>) -> io::Result<Arc<dyn 
         history_on_join: config.history_on_join,
         max_pending: config.redis_max_pending,
     };
-    let broker = RedisBroker::start(options, inboxes)
+    let broker = RedisBroker::start(options, inboxes, revoked)
         .map_err(|e| io::Error::other(format!("redis: {e}")))?;
     Ok(Arc::new(broker))
 }

@@ -24,7 +24,7 @@ fn two_clients_exchange_messages() {
         (Some("a1"), Some(1), Some(7))
     );
     let got = bob.recv_type("message");
-    assert_eq!(got["from"], "alice");
+    assert_eq!(got["from"], "guest:alice");
     assert_eq!(got["text"], "hi bob");
     assert_eq!(got["seq"], 1);
     assert!(got["ts"].as_u64().unwrap() > 1_700_000_000_000);
@@ -33,7 +33,7 @@ fn two_clients_exchange_messages() {
     let got = alice.recv_type("message");
     assert_eq!(
         (got["from"].as_str(), got["seq"].as_u64()),
-        (Some("bob"), Some(2))
+        (Some("guest:bob"), Some(2))
     );
 }
 

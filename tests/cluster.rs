@@ -49,6 +49,8 @@ impl Cluster {
             .args(args)
             .arg(&self.dir)
             .env("PARLEY_BIN", env!("CARGO_BIN_EXE_parley"))
+            .env("CLUSTER_ALLOW_GUESTS", "1")
+            .env("PARLEY_MESSAGE_RATE", "1000000")
             .output()
             .expect("cluster.sh");
         assert!(

@@ -160,7 +160,7 @@ fn unmasked_frames_are_a_protocol_error() {
 
 #[test]
 fn sigterm_closes_clients_with_1001_and_exits_zero() {
-    let mut server = Server::start(&["--reactors", "2"]);
+    let mut server = Server::start(&["--reactors", "2", "--shutdown-timeout-ms", "3000"]);
     let mut clients: Vec<_> = (0..4).map(|i| server.client(&format!("u{i}"))).collect();
     for c in &mut clients {
         c.join("r", None);
@@ -180,7 +180,12 @@ fn sigterm_closes_clients_with_1001_and_exits_zero() {
     drop(clients);
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(start.elapsed() < Duration::from_secs(6));
+    // Bounded by the shutdown timeout (plus slack for a loaded machine).
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(server.log_text().contains("stopped"));
 }
 

@@ -342,3 +342,52 @@ fn only_nodes_with_members_subscribe() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Accounts live in Redis: sign up on one node, log in on another, and a
+/// log-out on one node revokes the session on every node.
+#[test]
+fn accounts_and_revocations_are_shared_by_every_node() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let b = Server::start_node(&redis, &[]);
+    let post = |node: &Server, path: &str, body: &str, extra: &str| {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        );
+        http(node.addr, &req)
+    };
+    let creds = r#"{"username":"shared","password":"correct horse battery"}"#;
+    assert!(post(&a, "/api/signup", creds, "").starts_with("HTTP/1.1 201"));
+    assert!(
+        post(&b, "/api/signup", creds, "").starts_with("HTTP/1.1 409"),
+        "one namespace"
+    );
+    let login = post(&b, "/api/login", creds, "");
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let body: Value = serde_json::from_str(login.split_once("\r\n\r\n").unwrap().1).unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}\r\n",
+        body["token"].as_str().unwrap()
+    );
+    let me = |node: &Server| {
+        http(
+            node.addr,
+            &format!("GET /api/me HTTP/1.1\r\nHost: t\r\n{bearer}\r\n"),
+        )
+    };
+    assert!(
+        me(&a).starts_with("HTTP/1.1 200"),
+        "node a accepts node b's session"
+    );
+
+    assert!(post(&a, "/api/logout", "", &bearer).starts_with("HTTP/1.1 204"));
+    let start = Instant::now();
+    while !me(&b).starts_with("HTTP/1.1 401") {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "node b never learned of the log-out"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

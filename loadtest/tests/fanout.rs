@@ -41,6 +41,8 @@ fn parley_delivers_every_acked_message_once_in_order() {
         listen: "127.0.0.1:0".parse().unwrap(),
         reactors: 2,
         log_level: "warn".into(),
+        allow_guests: true,
+        message_rate: 1_000_000,
         ..Default::default()
     };
     let server = parley::server::Server::start(config).expect("start parley");

@@ -11,6 +11,8 @@ fn against_parley(scenario: &[&str]) -> Report {
         listen: "127.0.0.1:0".parse().unwrap(),
         reactors: 1,
         log_level: "warn".into(),
+        allow_guests: true,
+        message_rate: 1_000_000,
         ..Default::default()
     };
     let server = parley::server::Server::start(config).expect("start parley");

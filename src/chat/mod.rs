@@ -19,6 +19,7 @@ pub enum ErrorCode {
     TooManyRooms,
     Overloaded,
     Unavailable,
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -34,6 +35,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too many rooms",
             ErrorCode::Overloaded => "server overloaded, retry later",
             ErrorCode::Unavailable => "storage unavailable, retry later",
+            ErrorCode::RateLimited => "too many requests; slow down",
         }
     }
 }

@@ -23,6 +23,11 @@ pub fn on_text(
     out: &mut OutQueue,
     ctx: &mut Ctx,
 ) -> Option<Ending> {
+    if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
+        ReactorStats::add(&ctx.auth.stats.rate_limited, 1);
+        out.push_vec(wire::error(ErrorCode::RateLimited, None, None, None));
+        return None;
+    }
     let (req, id) = match request::parse(text, ctx.config.max_text_bytes) {
         Ok(parsed) => parsed,
         Err(rejected) => {

@@ -10,14 +10,16 @@
 //!   the linger deadline passes, so the peer reads our last bytes instead of
 //!   a reset.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 
 use super::outbuf::OutQueue;
+use crate::auth::limits::Bucket;
 use crate::broker::RoomName;
-use crate::http::HeadParser;
+use crate::http::{HeadParser, Request};
 use crate::ws::Decoder;
 
 pub struct Conn {
@@ -45,7 +47,12 @@ pub enum Phase {
 }
 
 pub struct HttpPhase {
+    pub peer: IpAddr,
     pub parser: HeadParser,
+    /// A parsed head whose body has not fully arrived: (head, head length).
+    pub pending: Option<(Request, usize)>,
+    /// An auth worker is preparing the response; input waits in `buf`.
+    pub waiting: bool,
     /// Bytes of the request(s) not yet consumed.
     pub buf: Vec<u8>,
     /// When the current head must be complete.
@@ -65,10 +72,13 @@ pub enum Session {
 
 /// A chat socket's identity and rooms.
 pub struct ChatSession {
-    /// The name every message from this socket carries. Taken from the
-    /// handshake; authentication will set it instead.
+    /// The name every message from this socket carries: the authenticated
+    /// user, or `guest:<name>` with `--allow-guests`.
     pub user: Arc<str>,
+    pub peer: IpAddr,
     pub rooms: Vec<RoomSlot>,
+    /// Requests this socket may still make (message rate limit).
+    pub budget: Bucket,
 }
 
 pub struct RoomSlot {
@@ -94,12 +104,15 @@ pub struct Closing {
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, gen: u32, deadline: Instant, now: u32) -> Conn {
+    pub fn new(socket: TcpStream, peer: IpAddr, gen: u32, deadline: Instant, now: u32) -> Conn {
         Conn {
             socket,
             gen,
             out: OutQueue::default(),
             phase: Phase::Http(Box::new(HttpPhase {
+                peer,
+                pending: None,
+                waiting: false,
                 parser: HeadParser::new(),
                 buf: Vec::new(),
                 deadline,

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
+use crate::auth::limits::Rate;
+use crate::auth::Auth;
 use crate::broker::{Broker, ConnRef, RoomName};
 use crate::config::Config;
 use crate::stats::{ReactorStats, Stats};
@@ -19,6 +21,7 @@ pub struct Ctx {
     pub id: usize,
     pub config: Arc<Config>,
     pub broker: Arc<dyn Broker>,
+    pub auth: Arc<Auth>,
     pub stats: Arc<ReactorStats>,
     /// Every reactor's counters, for health and metrics pages.
     pub all_stats: Arc<Stats>,
@@ -57,6 +60,11 @@ impl Clock {
         self.secs = u32::try_from(secs).unwrap_or(u32::MAX);
     }
 
+    /// Milliseconds since the reactor started, as of this pass.
+    pub fn ms(&self) -> u64 {
+        u64::try_from(self.now.duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// The coarse second `d` from now.
     pub fn secs_after(&self, d: Duration) -> u32 {
         let d = u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
@@ -65,6 +73,15 @@ impl Clock {
 }
 
 impl Ctx {
+    /// Each socket's request budget.
+    pub fn message_rate(&self) -> Rate {
+        let per_sec = self.config.message_rate as f32;
+        Rate {
+            per_sec,
+            burst: per_sec * 2.0,
+        }
+    }
+
     pub fn conn_ref(&self, key: usize, conn: &Conn) -> ConnRef {
         ConnRef {
             reactor: self.id,

@@ -34,6 +34,12 @@ pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
             send(r.to, frame, conns, ctx);
         }
         Event::RoomReset { room } => reset_room(&room, conns, ctx),
+        Event::HttpReply(r) => {
+            if let Some(conn) = target(r.to, conns) {
+                input::finish_deferred(r.to.key, conn, ctx, r.bytes, r.keep_alive);
+                ctx.mark_dirty(r.to.key, conn);
+            }
+        }
         Event::Shutdown => {}
     }
 }

@@ -31,11 +31,21 @@ pub enum Event {
     History(Box<History>),
     /// A request failed after it reached the broker.
     Failed(Box<Reply>),
+    /// An auth worker's answer to a waiting HTTP request.
+    HttpReply(Box<HttpReply>),
     /// The room's stored history changed under its members (Redis lost
     /// data): close them with 1012 so they rejoin and get `reset`.
     RoomReset { room: RoomName },
     /// Stop accepting, close every connection with 1001, exit.
     Shutdown,
+}
+
+#[derive(Debug)]
+pub struct HttpReply {
+    pub to: ConnRef,
+    /// A complete HTTP response.
+    pub bytes: Vec<u8>,
+    pub keep_alive: bool,
 }
 
 #[derive(Debug)]

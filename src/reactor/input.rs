@@ -12,12 +12,14 @@ use super::ctx::Ctx;
 use super::{chat, routes};
 use crate::config::Config;
 use crate::http::response::write_error;
-use crate::http::Limits;
+use crate::http::{Limits, Request};
 use crate::stats::ReactorStats;
 use crate::ws::{close, frame, Decoder, Message, Opcode};
 
-/// How long a closing connection may take to hang up after our last byte.
-pub const CLOSE_LINGER: Duration = Duration::from_secs(3);
+/// How long a closing connection has to take our last bytes and hang up.
+/// Long enough for a consumer that was cut off while not reading to read
+/// its way to the close frame; shutdown is bounded separately.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(10);
 
 pub fn on_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &mut [u8]) {
     match conn.phase {
@@ -28,38 +30,61 @@ pub fn on_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &mut [u8]) {
 }
 
 fn http_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &[u8]) {
-    let limits = Limits {
-        max_head_bytes: ctx.config.max_head_bytes,
-        max_headers: ctx.config.max_headers,
-    };
     let Phase::Http(http) = &mut conn.phase else {
         return;
     };
     http.buf.extend_from_slice(bytes);
-    loop {
-        let (req, head_len) = match http.parser.parse(&http.buf, &limits) {
+    // While a worker prepares a response, pipelined input waits here;
+    // bound it like one request.
+    if http.buf.len() > ctx.config.max_head_bytes + ctx.config.max_body_bytes {
+        log::debug!("conn={}:{key} too much pipelined input", ctx.id);
+        return ctx.mark_dead(key, conn);
+    }
+    serve_http(key, conn, ctx);
+}
+
+/// Serves the complete requests in the buffer in order, stopping while a
+/// body is incomplete or an auth worker is preparing a response.
+pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
+    let limits = Limits {
+        max_head_bytes: ctx.config.max_head_bytes,
+        max_headers: ctx.config.max_headers,
+    };
+    let me = ctx.conn_ref(key, conn);
+    let Phase::Http(http) = &mut conn.phase else {
+        return;
+    };
+    while !http.waiting {
+        let parsed = match http.pending.take() {
+            Some(pending) => Ok(Some(pending)),
+            None => http
+                .parser
+                .parse(&http.buf, &limits)
+                .map_err(|e| (e.status, e.reason)),
+        };
+        let (req, head_len) = match parsed {
             Ok(Some(done)) => done,
             Ok(None) => return,
-            Err(e) => {
-                log::debug!("conn={}:{key} bad request head: {}", ctx.id, e.status);
-                let mut response = Vec::new();
-                write_error(&mut response, e.status, e.reason, &[], false);
-                conn.out.push_vec(response);
-                return start_linger(conn, ctx);
-            }
+            Err((status, reason)) => return refuse(key, conn, ctx, status, reason),
         };
-        match routes::handle(&req, &mut conn.out, ctx) {
-            routes::Outcome::Respond { keep_alive: true } => {
-                http.buf.drain(..head_len);
-                http.parser.reset();
-                http.deadline =
-                    ctx.clock.now + Duration::from_millis(ctx.config.handshake_timeout_ms);
-            }
-            routes::Outcome::Respond { keep_alive: false } => {
-                return start_linger(conn, ctx);
+        let body_len = match body_length(&req, ctx.config.max_body_bytes) {
+            Ok(n) => n,
+            Err((status, reason)) => return refuse(key, conn, ctx, status, reason),
+        };
+        let end = head_len.saturating_add(body_len);
+        let Some(body) = http.buf.get(head_len..end) else {
+            http.pending = Some((req, head_len));
+            return;
+        };
+        let outcome = routes::handle(&req, body, http.peer, me, &mut conn.out, ctx);
+        let keep_alive = match outcome {
+            routes::Outcome::Respond { keep_alive } => keep_alive,
+            routes::Outcome::Deferred => {
+                http.waiting = true;
+                true
             }
             routes::Outcome::Upgrade(session) => {
-                let mut rest = http.buf.split_off(head_len);
+                let mut rest = http.buf.split_off(end);
                 conn.phase = Phase::Ws(WsPhase {
                     decoder: Decoder::new(ctx.config.max_message_bytes),
                     session,
@@ -71,7 +96,60 @@ fn http_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &[u8]) {
                 }
                 return;
             }
+        };
+        if !keep_alive {
+            return start_linger(conn, ctx);
         }
+        http.buf.drain(..end);
+        http.parser.reset();
+        http.deadline = ctx.clock.now + Duration::from_millis(ctx.config.handshake_timeout_ms);
+    }
+}
+
+/// The body length a request announces, within the limit. Chunked bodies
+/// are refused: every client of this API knows its length up front.
+fn body_length(req: &Request, max: usize) -> Result<usize, (u16, &'static str)> {
+    if req.chunked {
+        return Err((411, "send a Content-Length"));
+    }
+    let len = req.content_length.unwrap_or(0);
+    match usize::try_from(len) {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err((413, "request body too large")),
+    }
+}
+
+/// Answers with an error and closes: after a framing error the rest of
+/// the input cannot be trusted.
+fn refuse(key: usize, conn: &mut Conn, ctx: &mut Ctx, status: u16, reason: &str) {
+    log::debug!("conn={}:{key} refused: {status}", ctx.id);
+    let mut response = Vec::new();
+    write_error(&mut response, status, reason, &[], false);
+    conn.out.push_vec(response);
+    start_linger(conn, ctx);
+}
+
+/// Delivers a worker's response to a waiting connection and goes on with
+/// any requests that queued behind it.
+pub fn finish_deferred(
+    key: usize,
+    conn: &mut Conn,
+    ctx: &mut Ctx,
+    bytes: Vec<u8>,
+    keep_alive: bool,
+) {
+    let Phase::Http(http) = &mut conn.phase else {
+        return;
+    };
+    if !http.waiting {
+        return;
+    }
+    http.waiting = false;
+    conn.out.push_vec(bytes);
+    if keep_alive {
+        serve_http(key, conn, ctx);
+    } else {
+        start_linger(conn, ctx);
     }
 }
 
@@ -216,6 +294,8 @@ fn start_linger(conn: &mut Conn, ctx: &mut Ctx) {
 /// when their `Joined` event finds the connection gone.
 pub fn retire_session(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
     let Some(chat) = conn.chat() else { return };
+    ctx.auth.conns_by_ip.release(&chat.peer);
+    ctx.auth.conns_by_user.release(&chat.user);
     for slot in std::mem::take(&mut chat.rooms) {
         if slot.state == SlotState::Joined {
             ctx.remove_member(&slot.name, key);

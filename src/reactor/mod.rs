@@ -16,6 +16,7 @@ pub mod conn;
 pub mod inbox;
 pub mod listener;
 
+mod api;
 mod chat;
 mod ctx;
 mod events;
@@ -31,6 +32,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::stats::{ReactorStats, Stats};
@@ -73,6 +75,15 @@ impl Setup {
     }
 }
 
+/// What every reactor of a server shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub broker: Arc<dyn Broker>,
+    pub auth: Arc<Auth>,
+    pub stats: Arc<Stats>,
+}
+
 pub struct Reactor {
     poll: Poll,
     listener: Option<TcpListener>,
@@ -99,10 +110,9 @@ impl Reactor {
         id: usize,
         setup: Setup,
         mut listener: TcpListener,
-        config: Arc<Config>,
-        broker: Arc<dyn Broker>,
-        all_stats: Arc<Stats>,
+        shared: &Shared,
     ) -> std::io::Result<Reactor> {
+        let all_stats = shared.stats.clone();
         setup
             .poll
             .registry()
@@ -116,8 +126,9 @@ impl Reactor {
             conns: Slab::new(),
             ctx: Ctx {
                 id,
-                config,
-                broker,
+                config: shared.config.clone(),
+                broker: shared.broker.clone(),
+                auth: shared.auth.clone(),
                 stats,
                 all_stats,
                 rooms: Default::default(),
@@ -265,6 +276,7 @@ impl Reactor {
             self.ctx.clock.now + Duration::from_millis(self.ctx.config.handshake_timeout_ms);
         entry.insert(Conn::new(
             socket,
+            peer.ip(),
             self.next_gen,
             deadline,
             self.ctx.clock.secs,

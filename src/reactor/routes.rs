@@ -1,137 +1,181 @@
 //! HTTP routes: which request gets which response, and which becomes a
 //! WebSocket. Responses are written into the connection's outbound queue;
-//! the caller only learns whether to keep reading requests, close, or
-//! switch to WebSocket framing.
+//! the caller only learns whether to keep reading requests, close, wait
+//! for an auth worker, or switch to WebSocket framing.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::api;
 use super::conn::{ChatSession, Session};
 use super::ctx::Ctx;
 use super::outbuf::OutQueue;
+use crate::auth::limits::Bucket;
+use crate::auth::{Denied, Identity, SUBPROTOCOL};
+use crate::broker::ConnRef;
 use crate::chat::names::is_valid_user;
 use crate::http::request::query_param;
 use crate::http::response::{write_error, write_response, write_switching_protocols};
 use crate::http::{upgrade, Method, Request};
+use crate::stats::ReactorStats;
 use crate::web;
 
 pub enum Outcome {
     /// A response was queued; keep the connection for another request?
     Respond { keep_alive: bool },
+    /// An auth worker will answer (see `Event::HttpReply`).
+    Deferred,
     /// A 101 was queued; what follows are WebSocket frames for this session.
     Upgrade(Session),
 }
 
-pub fn handle(req: &Request, out: &mut OutQueue, ctx: &Ctx) -> Outcome {
-    // Bodies are not read by any route; a request carrying one cannot be
-    // followed by another on the same connection without parsing it.
-    let keep_alive = req.keep_alive && !req.chunked && req.content_length.unwrap_or(0) == 0;
-    let head_only = req.method == Method::Head;
-    let readable = matches!(req.method, Method::Get | Method::Head);
+pub fn handle(
+    req: &Request,
+    body: &[u8],
+    peer: IpAddr,
+    me: ConnRef,
+    out: &mut OutQueue,
+    ctx: &mut Ctx,
+) -> Outcome {
+    let keep_alive = req.keep_alive;
     let mut buf = Vec::new();
-    let outcome = match req.path.as_str() {
-        "/ws" | "/echo" if req.method != Method::Get => {
-            write_error(
-                &mut buf,
-                405,
-                "use GET to open a WebSocket",
-                &[("Allow", "GET")],
-                keep_alive,
-            );
-            Outcome::Respond { keep_alive }
-        }
-        "/ws" => upgrade_chat(req, &mut buf),
-        "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
-        "/readyz" if readable => {
-            let (status, body) = if ctx.broker.is_ready() {
-                (200, "{\"ready\":true}")
-            } else {
-                (503, "{\"ready\":false,\"reason\":\"broker unavailable\"}")
-            };
-            write_response(
-                &mut buf,
-                status,
-                "application/json",
-                &[("Cache-Control", "no-store")],
-                body.as_bytes(),
-                keep_alive,
-                head_only,
-            );
-            Outcome::Respond { keep_alive }
-        }
-        "/healthz" if readable => {
-            let body = health(ctx);
-            write_response(
-                &mut buf,
-                200,
-                "application/json",
-                &[("Cache-Control", "no-store")],
-                body.as_bytes(),
-                keep_alive,
-                head_only,
-            );
-            Outcome::Respond { keep_alive }
-        }
-        path => match web::find(path) {
-            Some(asset) if readable => {
-                let headers = [
-                    ("Content-Security-Policy", web::CONTENT_SECURITY_POLICY),
-                    ("Cache-Control", web::CACHE_CONTROL),
-                    ("X-Content-Type-Options", "nosniff"),
-                    ("Referrer-Policy", "no-referrer"),
-                ];
-                write_response(
+    let outcome = if req.path.starts_with("/api/") {
+        api::handle(req, body, peer, me, &mut buf, ctx)
+    } else {
+        match req.path.as_str() {
+            "/ws" | "/echo" if req.method != Method::Get => {
+                let allow = [("Allow", "GET")];
+                write_error(
                     &mut buf,
-                    200,
-                    asset.content_type,
-                    &headers,
-                    asset.body,
+                    405,
+                    "use GET to open a WebSocket",
+                    &allow,
                     keep_alive,
-                    head_only,
                 );
                 Outcome::Respond { keep_alive }
             }
-            Some(_) => not_allowed(&mut buf, keep_alive),
-            None if path == "/healthz" || path == "/readyz" => not_allowed(&mut buf, keep_alive),
-            None => {
-                write_error(&mut buf, 404, "no such page", &[], keep_alive);
-                Outcome::Respond { keep_alive }
-            }
-        },
+            "/ws" => upgrade_chat(req, peer, &mut buf, ctx),
+            "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
+            path => page(req, path, &mut buf, ctx),
+        }
     };
     out.push_vec(buf);
     outcome
 }
 
-fn not_allowed(buf: &mut Vec<u8>, keep_alive: bool) -> Outcome {
-    write_error(
-        buf,
-        405,
-        "method not allowed",
-        &[("Allow", "GET, HEAD")],
-        keep_alive,
-    );
+/// Plain GET/HEAD resources: probes and the embedded web client.
+fn page(req: &Request, path: &str, buf: &mut Vec<u8>, ctx: &Ctx) -> Outcome {
+    let keep_alive = req.keep_alive;
+    let head_only = req.method == Method::Head;
+    let readable = matches!(req.method, Method::Get | Method::Head);
+    let no_store = [("Cache-Control", "no-store")];
+    let known = matches!(path, "/healthz" | "/readyz") || web::find(path).is_some();
+    if !known {
+        write_error(buf, 404, "no such page", &[], keep_alive);
+    } else if !readable {
+        write_error(
+            buf,
+            405,
+            "method not allowed",
+            &[("Allow", "GET, HEAD")],
+            keep_alive,
+        );
+    } else if path == "/healthz" {
+        let body = health(ctx);
+        write_response(
+            buf,
+            200,
+            "application/json",
+            &no_store,
+            body.as_bytes(),
+            keep_alive,
+            head_only,
+        );
+    } else if path == "/readyz" {
+        let (status, body) = if ctx.broker.is_ready() {
+            (200, "{\"ready\":true}")
+        } else {
+            (503, "{\"ready\":false,\"reason\":\"broker unavailable\"}")
+        };
+        write_response(
+            buf,
+            status,
+            "application/json",
+            &no_store,
+            body.as_bytes(),
+            keep_alive,
+            head_only,
+        );
+    } else if let Some(asset) = web::find(path) {
+        let headers = [
+            ("Content-Security-Policy", web::CONTENT_SECURITY_POLICY),
+            ("Cache-Control", web::CACHE_CONTROL),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+        ];
+        write_response(
+            buf,
+            200,
+            asset.content_type,
+            &headers,
+            asset.body,
+            keep_alive,
+            head_only,
+        );
+    }
     Outcome::Respond { keep_alive }
 }
 
-fn upgrade_chat(req: &Request, buf: &mut Vec<u8>) -> Outcome {
+/// The chat socket: the handshake must be valid, come from an allowed
+/// origin, and carry a session (or a name, with `--allow-guests`), within
+/// the per-user and per-IP connection limits.
+fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -> Outcome {
     let accept = match upgrade::validate(req) {
         Ok(accept) => accept,
-        Err(e) => return refuse_upgrade(buf, e),
+        Err(e) => return refuse_upgrade(buf, e.status, e.reason),
     };
-    let Some(name) = query_param(&req.query, "name").filter(|n| is_valid_user(n)) else {
-        write_error(
-            buf,
-            400,
-            "add ?name= with 1-32 of A-Z a-z 0-9 _ - .",
-            &[],
-            false,
-        );
-        return Outcome::Respond { keep_alive: false };
+    let auth = ctx.auth.clone();
+    if !auth.origin_allowed(req) {
+        return refuse_upgrade(buf, 403, "origin not allowed");
+    }
+    let identity = match auth.session(req) {
+        Ok(claims) => Identity::User(claims),
+        Err(Denied::Missing) if auth.settings.allow_guests => {
+            match query_param(&req.query, "name").filter(|n| is_valid_user(n)) {
+                Some(name) => Identity::Guest(name),
+                None => {
+                    return refuse_upgrade(buf, 400, "add ?name= with 1-32 of A-Z a-z 0-9 _ - .")
+                }
+            }
+        }
+        Err(_) => {
+            ReactorStats::add(&auth.stats.failures, 1);
+            return refuse_upgrade(buf, 401, "log in first (session cookie or bearer token)");
+        }
     };
-    write_switching_protocols(buf, &accept, &[]);
+    let user: Arc<str> = Arc::from(identity.name());
+    if !auth.conns_by_ip.acquire(&peer) {
+        ReactorStats::add(&auth.stats.rate_limited, 1);
+        return refuse_upgrade(buf, 429, "too many connections from this address");
+    }
+    if !auth.conns_by_user.acquire(&user) {
+        auth.conns_by_ip.release(&peer);
+        ReactorStats::add(&auth.stats.rate_limited, 1);
+        return refuse_upgrade(buf, 429, "too many connections for this user");
+    }
+    let offered = req.ws_protocols.iter().any(|p| p == SUBPROTOCOL);
+    let extra: &[(&str, &str)] = if offered {
+        &[("Sec-WebSocket-Protocol", SUBPROTOCOL)]
+    } else {
+        &[]
+    };
+    write_switching_protocols(buf, &accept, extra);
+    let rate = ctx.message_rate();
     Outcome::Upgrade(Session::Chat(ChatSession {
-        user: Arc::from(name),
+        user,
+        peer,
         rooms: Vec::new(),
+        budget: Bucket::full(rate, ctx.clock.ms()),
     }))
 }
 
@@ -141,24 +185,26 @@ fn upgrade_echo(req: &Request, buf: &mut Vec<u8>) -> Outcome {
             write_switching_protocols(buf, &accept, &[]);
             Outcome::Upgrade(Session::Echo)
         }
-        Err(e) => refuse_upgrade(buf, e),
+        Err(e) => refuse_upgrade(buf, e.status, e.reason),
     }
 }
 
-fn refuse_upgrade(buf: &mut Vec<u8>, e: upgrade::UpgradeError) -> Outcome {
-    let extra: &[(&str, &str)] = if e.status == 426 {
+fn refuse_upgrade(buf: &mut Vec<u8>, status: u16, reason: &str) -> Outcome {
+    let extra: &[(&str, &str)] = if status == 426 {
         &[("Sec-WebSocket-Version", "13")]
     } else {
         &[]
     };
-    write_error(buf, e.status, e.reason, extra, false);
+    write_error(buf, status, reason, extra, false);
     Outcome::Respond { keep_alive: false }
 }
 
 fn health(ctx: &Ctx) -> String {
     let connections = ctx.all_stats.sum(|r| &r.connections);
     format!(
-        "{{\"status\":\"ok\",\"connections\":{connections},\"reactors\":{}}}",
-        ctx.all_stats.reactors.len()
+        "{{\"status\":\"ok\",\"connections\":{connections},\"reactors\":{},\
+         \"guests_allowed\":{}}}",
+        ctx.all_stats.reactors.len(),
+        ctx.auth.settings.allow_guests
     )
 }

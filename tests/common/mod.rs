@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+/// A fixed session key for tests (hex, 32 bytes).
+pub const TEST_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
 /// The longest any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -23,9 +26,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `parley --listen 127.0.0.1:0 ARGS...` and waits for its
-    /// "listening on" line.
+    /// Starts `parley --listen 127.0.0.1:0 --allow-guests ARGS...` (most
+    /// tests name their clients with `?name=`) and waits for it.
     pub fn start(args: &[&str]) -> Server {
+        let mut all = vec!["--allow-guests"];
+        if !args.contains(&"--message-rate") {
+            // Tests send in bursts; the rate limit has tests of its own.
+            all.extend_from_slice(&["--message-rate", "1000000"]);
+        }
+        all.extend_from_slice(args);
+        Server::start_exact(&all)
+    }
+
+    /// Starts `parley --listen 127.0.0.1:0 ARGS...`: accounts required.
+    pub fn start_exact(args: &[&str]) -> Server {
         let level: &[&str] = if args.contains(&"--log-level") {
             &[]
         } else {
@@ -73,7 +87,7 @@ impl Server {
     /// Starts a node of a Redis-backed cluster.
     pub fn start_node(redis: &Redis, args: &[&str]) -> Server {
         let url = redis.url();
-        let mut all = vec!["--redis", url.as_str()];
+        let mut all = vec!["--redis", url.as_str(), "--session-key", TEST_KEY];
         all.extend_from_slice(args);
         Server::start(&all)
     }

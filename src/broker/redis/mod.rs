@@ -17,7 +17,7 @@
 mod cmd;
 mod entry;
 mod keys;
-mod link;
+pub mod link;
 mod sub;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,6 +25,7 @@ use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use super::{Broker, ConnRef, HistoryRequest, JoinRequest, PublishRequest, RoomName};
+use crate::auth::store::Revocations;
 use crate::chat::request::ReqId;
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Event, Inbox, Reply};
@@ -58,7 +59,11 @@ pub struct RedisBroker {
 impl RedisBroker {
     /// Starts the bridge threads. Redis need not be reachable yet: the
     /// threads keep trying, and requests meanwhile get `unavailable`.
-    pub fn start(options: Options, inboxes: Vec<Arc<Inbox>>) -> redis::RedisResult<RedisBroker> {
+    pub fn start(
+        options: Options,
+        inboxes: Vec<Arc<Inbox>>,
+        revoked: Arc<Revocations>,
+    ) -> redis::RedisResult<RedisBroker> {
         let client = redis::Client::open(options.url.as_str())?;
         let (commands, command_rx) = mpsc::sync_channel(options.max_pending);
         let (control, control_rx) = mpsc::channel();
@@ -71,7 +76,13 @@ impl RedisBroker {
             history_size: options.history_size,
             up: cmd_up.clone(),
         };
-        let sub = SubThread::new(client, control_rx, inboxes.clone(), options.history_on_join);
+        let sub = SubThread::new(
+            client,
+            control_rx,
+            inboxes.clone(),
+            options.history_on_join,
+            revoked,
+        );
         let broker = RedisBroker {
             commands,
             control,

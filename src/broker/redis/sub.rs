@@ -25,6 +25,7 @@ use redis::{Client, PubSub, RedisResult, Value};
 use super::entry::{parse_entries, parse_published, Entry};
 use super::keys::{channel, room_of, RoomKeys};
 use super::link::{is_timeout, jitter, Link};
+use crate::auth::store::{Revocations, REVOKED_CHANNEL, REVOKED_KEY};
 use crate::broker::{JoinRequest, RoomName};
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Event, Inbox, Joined, Reply};
@@ -62,6 +63,8 @@ pub struct SubThread {
     pub up: Arc<AtomicBool>,
     pub pending_joins: Arc<AtomicUsize>,
     pub reconnects: Arc<AtomicUsize>,
+    /// Logged-out sessions, fed from the revocation channel.
+    revoked: Arc<Revocations>,
     rooms: HashMap<RoomName, Room>,
 }
 
@@ -77,8 +80,10 @@ impl SubThread {
         rx: Receiver<Control>,
         inboxes: Vec<Arc<Inbox>>,
         history_on_join: usize,
+        revoked: Arc<Revocations>,
     ) -> SubThread {
         SubThread {
+            revoked,
             side: Link::new(client.clone(), |_| Ok(())),
             client,
             rx,
@@ -151,6 +156,9 @@ impl SubThread {
             }
             self.retry_stalled();
             match pubsub.get_message() {
+                Ok(msg) if msg.get_channel_name() == REVOKED_CHANNEL => {
+                    self.on_revoked(msg.get_payload_bytes());
+                }
                 Ok(msg) => {
                     let Some(room) = room_of(msg.get_channel_name()) else {
                         continue;
@@ -190,10 +198,10 @@ impl SubThread {
     /// deliver whatever they missed meanwhile.
     fn resubscribe(&mut self, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
         let names: Vec<RoomName> = self.rooms.keys().cloned().collect();
-        if !names.is_empty() {
-            let channels: Vec<String> = names.iter().map(|r| channel(r)).collect();
-            pubsub.subscribe(channels)?;
-        }
+        let mut channels: Vec<String> = names.iter().map(|r| channel(r)).collect();
+        channels.push(REVOKED_CHANNEL.to_string());
+        pubsub.subscribe(channels)?;
+        self.load_revoked();
         for name in names {
             self.catch_up(&name);
         }
@@ -483,6 +491,29 @@ impl SubThread {
     fn read(&mut self, cmd: &mut redis::Cmd) -> Option<Vec<Entry>> {
         let value: Value = self.side.run(|con| cmd.query(con))?;
         Some(parse_entries(value))
+    }
+
+    /// Loads every revocation that has not expired (after subscribing, so
+    /// none announced meanwhile is missed).
+    fn load_revoked(&mut self) {
+        let now = crate::auth::unix_now();
+        let mut cmd = redis::cmd("ZRANGEBYSCORE");
+        cmd.arg(REVOKED_KEY).arg(now).arg("+inf").arg("WITHSCORES");
+        let entries: Option<Vec<(String, u64)>> = self.side.run(|con| cmd.query(con));
+        for (sid, expires) in entries.unwrap_or_default() {
+            self.revoked.insert(&sid, expires);
+        }
+        self.revoked.purge(now);
+    }
+
+    /// "sid expires" from another node's log-out.
+    fn on_revoked(&mut self, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload);
+        if let Some((sid, expires)) = text.split_once(' ') {
+            if let Ok(expires) = expires.parse() {
+                self.revoked.insert(sid, expires);
+            }
+        }
     }
 
     fn send(&self, reactor: usize, event: Event) {

@@ -1,0 +1,212 @@
+//! Accounts and sessions: who is on the other end of a socket.
+//!
+//! - `password`: PBKDF2 hashing and constant-time verification;
+//! - `token`: HMAC-signed session tokens with expiry;
+//! - `store`: users and revoked sessions, in memory or in Redis;
+//! - `pool`: the worker threads that do the slow parts (hashing, store
+//!   I/O) off the reactors, behind a bounded queue;
+//! - `limits`: token buckets and connection counters for abuse limits.
+//!
+//! [`Auth`] bundles them for the reactors: it identifies a WebSocket
+//! upgrade from its cookie or bearer token (a MAC check and a set lookup,
+//! cheap enough for a reactor) and checks the Origin.
+
+pub mod limits;
+pub mod password;
+pub mod pool;
+pub mod store;
+pub mod token;
+
+use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::http::Request;
+use limits::{Counter, KeyedLimiter};
+use store::{Revocations, UserStore};
+use token::{Claims, Signer};
+
+/// The cookie that carries the session token in browsers.
+pub const COOKIE: &str = "parley_session";
+/// The WebSocket subprotocol clients offer beside `bearer.<token>`; the
+/// server selects it, since browsers refuse a handshake that selects none.
+pub const SUBPROTOCOL: &str = "parley.v1";
+/// Prefix of guest names (`--allow-guests`); `:` is not allowed in user
+/// names, so a guest can never pass for a registered user.
+pub const GUEST_PREFIX: &str = "guest:";
+
+/// Settings the auth code needs, copied out of the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub allow_guests: bool,
+    pub session_ttl_secs: u64,
+    pub cookie_secure: bool,
+    /// Allowed `Origin` values; empty means "same origin as Host".
+    pub allowed_origins: Vec<String>,
+    pub password_iterations: u32,
+}
+
+/// Counters for /metrics.
+#[derive(Debug, Default)]
+pub struct AuthStats {
+    pub failures: AtomicU64,
+    pub rate_limited: AtomicU64,
+}
+
+pub struct Auth {
+    pub settings: Settings,
+    pub signer: Signer,
+    pub revoked: Arc<Revocations>,
+    pub store: Arc<dyn UserStore>,
+    pub pool: pool::Pool,
+    pub attempts_by_ip: KeyedLimiter<IpAddr>,
+    pub attempts_by_user: KeyedLimiter<String>,
+    pub conns_by_ip: Counter<IpAddr>,
+    pub conns_by_user: Counter<Arc<str>>,
+    pub stats: AuthStats,
+}
+
+/// Who a WebSocket belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    User(Claims),
+    /// Name-only access, with `--allow-guests` only.
+    Guest(String),
+}
+
+impl Identity {
+    /// The name messages carry.
+    pub fn name(&self) -> String {
+        match self {
+            Identity::User(claims) => claims.user.clone(),
+            Identity::Guest(name) => format!("{GUEST_PREFIX}{name}"),
+        }
+    }
+}
+
+/// Why an upgrade or API call is not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No credentials at all (401).
+    Missing,
+    /// A token that is forged, expired or revoked (401).
+    Invalid,
+}
+
+impl Auth {
+    /// The valid, unrevoked session a request carries, if any.
+    pub fn session(&self, req: &Request) -> Result<Claims, Denied> {
+        let token = credentials(req).ok_or(Denied::Missing)?;
+        let claims = self
+            .signer
+            .verify(token, unix_now())
+            .ok_or(Denied::Invalid)?;
+        if self.revoked.contains(&claims.sid) {
+            return Err(Denied::Invalid);
+        }
+        Ok(claims)
+    }
+
+    /// Whether a browser request comes from a page we serve (or from a
+    /// non-browser client, which sends no Origin). Cross-site WebSocket
+    /// hijacking needs a browser, and browsers always send Origin.
+    pub fn origin_allowed(&self, req: &Request) -> bool {
+        let Some(origin) = req.origin.as_deref() else {
+            return true;
+        };
+        if self.settings.allowed_origins.is_empty() {
+            let host = req.host.as_deref().unwrap_or("");
+            return origin
+                .split_once("://")
+                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host));
+        }
+        self.settings
+            .allowed_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// A `Set-Cookie` value carrying `token`.
+    pub fn cookie(&self, token: &str) -> String {
+        let secure = if self.settings.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!(
+            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            self.settings.session_ttl_secs
+        )
+    }
+
+    /// A `Set-Cookie` value that removes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        let secure = if self.settings.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    }
+}
+
+/// The token in a request: the session cookie, an `Authorization: Bearer`
+/// header, or a `bearer.<token>` WebSocket subprotocol (for clients that
+/// cannot set headers). Never the URL, which ends up in logs.
+pub fn credentials(req: &Request) -> Option<&str> {
+    if let Some(auth) = req.authorization.as_deref() {
+        if let Some(token) = auth.strip_prefix("Bearer ") {
+            return Some(token.trim());
+        }
+    }
+    if let Some(token) = req
+        .ws_protocols
+        .iter()
+        .find_map(|p| p.strip_prefix("bearer."))
+    {
+        return Some(token);
+    }
+    req.cookie.as_deref()?.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == COOKIE && !value.is_empty()).then_some(value)
+    })
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(extra: &str) -> Request {
+        let head = format!("GET /ws HTTP/1.1\r\nHost: chat.example:8080\r\n{extra}\r\n");
+        let mut parser = crate::http::HeadParser::new();
+        let limits = crate::http::Limits {
+            max_head_bytes: 4096,
+            max_headers: 32,
+        };
+        parser.parse(head.as_bytes(), &limits).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn credentials_come_from_cookie_bearer_or_subprotocol() {
+        assert_eq!(
+            credentials(&request("Cookie: a=1; parley_session=tok; b=2\r\n")),
+            Some("tok")
+        );
+        assert_eq!(
+            credentials(&request("Authorization: Bearer tok2\r\n")),
+            Some("tok2")
+        );
+        let proto = "Sec-WebSocket-Protocol: parley.v1, bearer.tok3\r\n";
+        assert_eq!(credentials(&request(proto)), Some("tok3"));
+        assert_eq!(credentials(&request("Cookie: parley_session=\r\n")), None);
+        assert_eq!(credentials(&request("")), None);
+    }
+}
