@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::cluster::Via;
 use crate::proto::{Protocol, Templates};
 
 #[derive(Debug, Parser)]
@@ -111,6 +112,9 @@ pub enum Scenario {
     Fanout(FanoutArgs),
     /// Connect, upgrade, join and close in loops; handshakes per second.
     Churn(ChurnArgs),
+    /// `fanout` on the local cluster while a node and then Redis are
+    /// killed and restarted; time to recover, and nothing acked lost.
+    Chaos(ChaosArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -167,4 +171,34 @@ pub struct ChurnArgs {
     /// Stop after this many handshakes (0: no limit).
     #[arg(long, default_value_t = 0)]
     pub max_handshakes: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+    /// Run directory of `scripts/cluster.sh start DIR` (its `state`).
+    #[arg(long)]
+    pub cluster_dir: PathBuf,
+    /// The cluster script that kills and restarts.
+    #[arg(long, default_value = "scripts/cluster.sh")]
+    pub cluster_script: PathBuf,
+    /// Load the nodes through nginx or directly.
+    #[arg(long, value_enum, default_value_t = Via::Nginx)]
+    pub via: Via,
+    /// Node to kill (1-based).
+    #[arg(long, default_value_t = 1)]
+    pub node: usize,
+    /// Seconds into publishing when the node is killed (kill -9).
+    #[arg(long, default_value_t = 2.0)]
+    pub kill_node_at: f64,
+    /// Seconds after the kill when the node is started again.
+    #[arg(long, default_value_t = 2.0)]
+    pub node_down_for: f64,
+    /// Seconds into publishing when Redis is killed (kill -9).
+    #[arg(long, default_value_t = 6.0)]
+    pub kill_redis_at: f64,
+    /// Seconds after the kill when Redis is started again (from its AOF).
+    #[arg(long, default_value_t = 2.0)]
+    pub redis_down_for: f64,
 }

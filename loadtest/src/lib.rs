@@ -2,7 +2,8 @@
 //! what a chat deployment can take and whether it loses anything meanwhile.
 //!
 //! Outside in:
-//! - [`scenario`]: idle, fanout and churn, each a behaviour and a runner;
+//! - [`scenario`]: idle, fanout, churn and chaos, each a behaviour and a
+//!   runner ([`cluster`] drives the local cluster for chaos);
 //! - [`run`] steps a scenario's phases over [`worker`] threads;
 //! - [`worker`] is a mio event loop of [`conn`] connections;
 //! - [`proto`] speaks Parley's protocol or a templated one; [`check`]
@@ -12,6 +13,7 @@
 pub mod check;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod conn;
 pub mod histogram;
 pub mod plot;
@@ -34,5 +36,6 @@ pub fn run_scenario(common: &Common, scenario: &Scenario) -> Result<Report, Stri
         Scenario::Idle(args) => scenario::idle::run(common, args),
         Scenario::Fanout(args) => scenario::fanout::run(common, args),
         Scenario::Churn(args) => scenario::churn::run(common, args),
+        Scenario::Chaos(args) => scenario::chaos::run(common, args),
     }
 }

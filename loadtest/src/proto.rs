@@ -83,8 +83,11 @@ pub enum Incoming {
         n: Option<u64>,
         seq: Option<u64>,
     },
+    /// `publisher` and `n` come from the echoed cid of a refused send.
     Error {
         code: String,
+        publisher: Option<u32>,
+        n: Option<u64>,
     },
     Other,
 }
@@ -156,10 +159,10 @@ fn parse_parley(raw: &str) -> Incoming {
             marker: f.text.as_deref().and_then(Marker::find),
         },
         "ack" => {
-            let cid = f.cid.as_deref().and_then(|c| c.split_once('-'));
+            let (publisher, n) = split_cid(f.cid.as_deref());
             Incoming::Ack {
-                publisher: cid.and_then(|(p, _)| p.parse().ok()),
-                n: cid.and_then(|(_, n)| n.parse().ok()),
+                publisher,
+                n,
                 seq: f.seq,
             }
         }
@@ -167,11 +170,25 @@ fn parse_parley(raw: &str) -> Incoming {
             seq: f.seq,
             reset: f.reset,
         },
-        "error" => Incoming::Error {
-            code: f.code.map(Cow::into_owned).unwrap_or_default(),
-        },
+        "error" => {
+            let (publisher, n) = split_cid(f.cid.as_deref());
+            Incoming::Error {
+                code: f.code.map(Cow::into_owned).unwrap_or_default(),
+                publisher,
+                n,
+            }
+        }
         _ => Incoming::Other,
     }
+}
+
+/// The publisher and message number of a cid written by [`Marker::cid`].
+fn split_cid(cid: Option<&str>) -> (Option<u32>, Option<u64>) {
+    let parts = cid.and_then(|c| c.split_once('-'));
+    (
+        parts.and_then(|(p, _)| p.parse().ok()),
+        parts.and_then(|(_, n)| n.parse().ok()),
+    )
 }
 
 fn parse_custom(t: &Templates, raw: &str) -> Incoming {
@@ -249,6 +266,16 @@ mod tests {
             Incoming::Joined {
                 seq: Some(4),
                 reset: true
+            }
+        );
+        let refused =
+            r#"{"type":"error","code":"unavailable","message":"x","room":"r","cid":"1-2"}"#;
+        assert_eq!(
+            p.parse(refused),
+            Incoming::Error {
+                code: "unavailable".into(),
+                publisher: Some(1),
+                n: Some(2)
             }
         );
         assert_eq!(p.parse("not json"), Incoming::Other);

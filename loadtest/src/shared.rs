@@ -34,7 +34,16 @@ pub struct Shared {
     /// First deliveries (duplicates excluded) since the window opened.
     pub delivered: AtomicU64,
     pub handshakes: AtomicU64,
+    /// Sends given up after a non-retryable error.
+    pub abandoned: AtomicU64,
+    /// Times (in `clock::now_ns` units, 0 = not yet) after which members
+    /// note their first delivery of a message sent later: how `chaos`
+    /// times recovery.
+    pub marks: [AtomicU64; MARKS],
 }
+
+/// How many recovery marks a run can set.
+pub const MARKS: usize = 4;
 
 impl Shared {
     pub fn phase(&self) -> Phase {

@@ -6,13 +6,15 @@
 //! is checked per publisher. With Parley, every member must receive every
 //! acknowledged seq of its room exactly once and in order; a member the
 //! server cuts off (1013) reconnects and resumes with `since` unless told
-//! not to, and then must miss nothing either.
+//! not to, and then must miss nothing either. Sends are retried with
+//! the same cid until acked (see [`super::publisher`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::publisher::{retryable, Publisher};
 use crate::check::{Seen, SeqSet};
 use crate::cli::{Common, FanoutArgs};
 use crate::clock::now_ns;
@@ -21,7 +23,7 @@ use crate::procfs::CpuWindow;
 use crate::proto::{Incoming, Marker, Protocol};
 use crate::report::{ratio, Report, Series};
 use crate::run::Run;
-use crate::shared::{Phase, Shared};
+use crate::shared::{Phase, Shared, MARKS};
 use crate::worker::{Behaviour, End, Out};
 
 /// What every thread knows about the run.
@@ -36,24 +38,24 @@ struct Plan {
     proto: Protocol,
 }
 
-struct Member {
+/// Longest wait between two reconnect attempts of one member.
+const RECONNECT_CAP_NS: u64 = 1_000_000_000;
+
+pub(crate) struct Member {
     room: usize,
     joined: bool,
-    ever_joined: bool,
+    pub(crate) ever_joined: bool,
     /// Cut off by the server and not (yet) resumed.
-    cut: bool,
+    pub(crate) cut: bool,
+    /// Failed reconnects since the member was last joined.
+    attempts: u32,
+    /// When the server ended the member's joined connection.
+    pub(crate) cuts: Vec<u64>,
+    /// Per mark in [`Shared::marks`]: when the member first received a
+    /// message sent after the mark (0: not yet).
+    pub(crate) first_after: [u64; MARKS],
     /// Key 0: the room's seqs; otherwise publisher id → its numbers.
     streams: HashMap<u32, SeqSet>,
-}
-
-struct Publisher {
-    slot: usize,
-    id: u32,
-    /// Schedule slots passed (sent or skipped while disconnected).
-    slots: u64,
-    sent: u64,
-    skipped: u64,
-    unacked: VecDeque<u64>,
 }
 
 pub struct Fanout {
@@ -61,6 +63,8 @@ pub struct Fanout {
     shared: Arc<Shared>,
     members: Vec<Member>,
     pubs: Vec<Publisher>,
+    /// Reconnects waiting for their back-off: (due, slot).
+    later: Vec<(u64, usize)>,
     /// Publisher index by slot.
     pub_of: HashMap<usize, usize>,
     latency: Histogram,
@@ -71,7 +75,7 @@ pub struct Fanout {
     other_closes: u64,
     reconnects: u64,
     resets: u64,
-    errors: BTreeMap<String, u64>,
+    pub(crate) errors: BTreeMap<String, u64>,
 }
 
 impl Fanout {
@@ -85,20 +89,16 @@ impl Fanout {
             .map(|(slot, &g)| {
                 if g < plan.publishers {
                     pub_of.insert(slot, pubs.len());
-                    pubs.push(Publisher {
-                        slot,
-                        id: g as u32,
-                        slots: 0,
-                        sent: 0,
-                        skipped: 0,
-                        unacked: VecDeque::new(),
-                    });
+                    pubs.push(Publisher::new(slot, g as u32));
                 }
                 Member {
                     room: g % rooms,
                     joined: false,
                     ever_joined: false,
                     cut: false,
+                    attempts: 0,
+                    cuts: Vec::new(),
+                    first_after: [0; MARKS],
                     streams: HashMap::new(),
                 }
             })
@@ -108,6 +108,7 @@ impl Fanout {
             shared,
             members,
             pubs,
+            later: Vec::new(),
             pub_of,
             latency: Histogram::default(),
             per_second: Vec::new(),
@@ -123,6 +124,7 @@ impl Fanout {
     fn on_joined(&mut self, i: usize, seq: Option<u64>, reset: bool) {
         let m = &mut self.members[i];
         m.joined = true;
+        m.attempts = 0;
         if !m.ever_joined {
             m.ever_joined = true;
             if let Some(seq) = seq {
@@ -150,6 +152,12 @@ impl Fanout {
         Shared::add(&self.shared.delivered, 1);
         if let Some(mk) = marker {
             let now = now_ns();
+            for (first, mark) in m.first_after.iter_mut().zip(&self.shared.marks) {
+                let mark = Shared::get(mark);
+                if *first == 0 && mark > 0 && mk.sent_ns > mark {
+                    *first = now;
+                }
+            }
             let latency = now.saturating_sub(mk.sent_ns);
             self.latency.record(latency);
             let second = (mk.sent_ns.saturating_sub(run_start) / 1_000_000_000) as usize;
@@ -162,14 +170,17 @@ impl Fanout {
         }
     }
 
-    fn on_ack(&mut self, i: usize, seq: Option<u64>) {
+    fn on_ack(&mut self, i: usize, n: Option<u64>, seq: Option<u64>) {
         let Some(&p) = self.pub_of.get(&i) else {
             return;
         };
-        Shared::add(&self.shared.acked, 1);
         let room = self.members[i].room;
         match seq {
             Some(seq) => {
+                // A retried send may be acked twice; count it once.
+                if n.is_some_and(|n| !self.pubs[p].acked(n)) {
+                    return;
+                }
                 self.acked[room].push(seq);
                 Shared::add(&self.shared.expected, self.plan.members as u64);
             }
@@ -177,6 +188,51 @@ impl Fanout {
                 self.pubs[p].unacked.pop_front();
             }
         }
+        Shared::add(&self.shared.acked, 1);
+    }
+
+    pub(crate) fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    fn on_error(&mut self, i: usize, code: String, n: Option<u64>, out: &mut Out) {
+        Shared::add(&self.shared.send_errors, 1);
+        // A rejoin refused while storage is away: reconnect later.
+        let m = &self.members[i];
+        if n.is_none() && !m.joined && m.ever_joined && retryable(&code) {
+            out.closes.push(i);
+        }
+        if let (Some(&p), Some(n)) = (self.pub_of.get(&i), n) {
+            if self.pubs[p].refused(n, &code, now_ns()) {
+                Shared::add(&self.shared.abandoned, 1);
+            }
+        }
+        *self.errors.entry(code).or_default() += 1;
+    }
+
+    /// Resends what is due on every joined publisher.
+    fn retry(&mut self, out: &mut Out) {
+        let now = now_ns();
+        for p in &mut self.pubs {
+            if self.members[p.slot].joined {
+                let slot = p.slot;
+                p.due(now, |frame| out.sends.push((slot, frame)));
+            }
+        }
+    }
+
+    /// Queues a reconnect of slot `i`: at once the first time, then with
+    /// a doubling delay, so a node that is down is not hammered.
+    fn reconnect(&mut self, i: usize, out: &mut Out) {
+        let m = &mut self.members[i];
+        let attempts = m.attempts;
+        m.attempts += 1;
+        if attempts == 0 {
+            out.connects.push(i);
+            return;
+        }
+        let delay = (20_000_000u64 << attempts.min(10)).min(RECONNECT_CAP_NS);
+        self.later.push((now_ns() + delay, i));
     }
 
     fn publish(&mut self, out: &mut Out) {
@@ -203,8 +259,11 @@ impl Fanout {
                     sent_ns: now_ns(),
                 };
                 let room = &self.plan.rooms[m.room];
-                out.sends
-                    .push((p.slot, self.plan.proto.send(room, &marker, self.plan.size)));
+                let frame = self.plan.proto.send(room, &marker, self.plan.size);
+                if self.plan.proto.has_seq() {
+                    p.track(p.sent, frame.clone(), marker.sent_ns);
+                }
+                out.sends.push((p.slot, frame));
                 if !self.plan.proto.has_seq() {
                     Shared::add(&self.shared.expected, self.plan.members as u64);
                 }
@@ -229,15 +288,12 @@ impl Behaviour for Fanout {
         out.sends.push((i, self.plan.proto.join(room, since)));
     }
 
-    fn on_text(&mut self, i: usize, text: &str, _out: &mut Out) {
+    fn on_text(&mut self, i: usize, text: &str, out: &mut Out) {
         match self.plan.proto.parse(text) {
             Incoming::Message { seq, marker } => self.on_message(i, seq, marker),
-            Incoming::Ack { seq, .. } => self.on_ack(i, seq),
+            Incoming::Ack { n, seq, .. } => self.on_ack(i, n, seq),
             Incoming::Joined { seq, reset } => self.on_joined(i, seq, reset),
-            Incoming::Error { code } => {
-                Shared::add(&self.shared.send_errors, 1);
-                *self.errors.entry(code).or_default() += 1;
-            }
+            Incoming::Error { code, n, .. } => self.on_error(i, code, n, out),
             Incoming::Other => {}
         }
     }
@@ -254,26 +310,57 @@ impl Behaviour for Fanout {
         }
         if was_joined {
             Shared::add(&self.shared.server_closes, 1);
+            m.cuts.push(now_ns());
             match how {
                 End::Closed(Some(1013)) => self.cut_1013 += 1,
                 _ => self.other_closes += 1,
             }
         }
         m.cut = true;
+        if let Some(&p) = self.pub_of.get(&i) {
+            self.pubs[p].disconnected();
+        }
         if self.plan.reconnect {
-            out.connects.push(i);
+            self.reconnect(i, out);
         }
     }
 
     fn tick(&mut self, out: &mut Out) {
-        if self.shared.phase() == Phase::Run {
+        let phase = self.shared.phase();
+        if phase == Phase::Run {
             self.publish(out);
+        }
+        if phase <= Phase::Drain && self.plan.proto.has_seq() {
+            self.retry(out);
+        }
+        if !self.later.is_empty() {
+            let now = now_ns();
+            self.later.retain(|&(due, i)| {
+                if due <= now {
+                    out.connects.push(i);
+                }
+                due > now
+            });
         }
     }
 }
 
 /// Runs the scenario and returns the report.
 pub fn run(common: &Common, args: &FanoutArgs) -> Result<Report, String> {
+    let publish = |run: &mut Run<Fanout>| {
+        run.wait(Duration::from_secs(args.duration), |_| false, run_progress);
+    };
+    run_with(common, args, publish).map(|(report, _)| report)
+}
+
+/// Runs the scenario with `publish` in charge of the measured window
+/// (it returns when publishing should stop); returns the report and the
+/// workers' behaviours for a caller that wants more figures.
+pub(crate) fn run_with(
+    common: &Common,
+    args: &FanoutArgs,
+    publish: impl FnOnce(&mut Run<Fanout>),
+) -> Result<(Report, Vec<Fanout>), String> {
     if args.rooms == 0 || args.members == 0 || args.rate <= 0.0 {
         return Err("--rooms, --members and --rate must be positive".into());
     }
@@ -319,11 +406,15 @@ pub fn run(common: &Common, args: &FanoutArgs) -> Result<Report, String> {
     let t0 = now_ns();
     run.shared.run_start_ns.store(t0.max(1), Relaxed);
     run.set_phase(Phase::Run);
-    run.wait(Duration::from_secs(args.duration), |_| false, run_progress);
+    publish(&mut run);
     run.set_phase(Phase::Drain);
     let drained = |s: &Shared| {
-        let acks_in = !plan.proto.has_ack()
-            || Shared::get(&s.acked) + Shared::get(&s.send_errors) >= Shared::get(&s.sent);
+        let answered = if plan.proto.has_seq() {
+            Shared::get(&s.acked) + Shared::get(&s.abandoned)
+        } else {
+            Shared::get(&s.acked) + Shared::get(&s.send_errors)
+        };
+        let acks_in = !plan.proto.has_ack() || answered >= Shared::get(&s.sent);
         acks_in && Shared::get(&s.delivered) >= Shared::get(&s.expected)
     };
     run.wait(Duration::from_secs(args.grace), drained, run_progress);
@@ -341,6 +432,12 @@ pub fn run(common: &Common, args: &FanoutArgs) -> Result<Report, String> {
     report.add("sent", sent, "msg");
     report.add("acked", Shared::get(&shared.acked), "msg");
     report.add("send_errors", Shared::get(&shared.send_errors), "");
+    report.add(
+        "send_retries",
+        sum(&workers, |w| w.pubs.iter().map(|p| p.retries).sum()),
+        "",
+    );
+    report.add("sends_abandoned", Shared::get(&shared.abandoned), "msg");
     report.add(
         "skipped_while_cut",
         sum(&workers, |w| w.pubs.iter().map(|p| p.skipped).sum()),
@@ -372,10 +469,16 @@ pub fn run(common: &Common, args: &FanoutArgs) -> Result<Report, String> {
         total: latency,
         per_second,
     });
+    let unanswered = sum(&workers, |w| {
+        w.pubs.iter().map(|p| p.outstanding() as u64).sum()
+    });
+    if plan.proto.has_seq() && unanswered > 0 {
+        report.notes.push(format!("{unanswered} sends never acked"));
+    }
     if timed_out {
         report.fail("hard timeout reached".into());
     }
-    Ok(report)
+    Ok((report, workers))
 }
 
 fn connect_progress(s: &Shared) -> String {
@@ -387,7 +490,7 @@ fn connect_progress(s: &Shared) -> String {
     )
 }
 
-fn run_progress(s: &Shared) -> String {
+pub(crate) fn run_progress(s: &Shared) -> String {
     format!(
         "sent {} acked {} delivered {}/{} server-closes {} errors {}",
         Shared::get(&s.sent),
