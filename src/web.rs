@@ -20,6 +20,21 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("web/app.js"),
     },
     Asset {
+        path: "/conn.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("web/conn.js"),
+    },
+    Asset {
+        path: "/chat.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("web/chat.js"),
+    },
+    Asset {
+        path: "/view.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("web/view.js"),
+    },
+    Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("web/style.css"),

@@ -1,326 +1,268 @@
-// Parley web client: one page, one WebSocket, one room at a time.
+// Parley web client: the entry point. Account screens (sign up, log in,
+// log out) against /api/, then the chat view wired to the connection
+// (conn.js), the protocol state (chat.js) and the DOM (view.js).
 //
-// Speaks protocol v1 (docs/protocol.md). Identity is `?name=` on /ws until
-// accounts exist. What it keeps true:
-// - user text only ever reaches the page through textContent;
-// - a room's messages are shown once each, in seq order (dedupe by seq);
-// - own messages stay "pending" until their `ack` (matched by cid), and any
-//   that were never acknowledged are re-sent with the same cid after a
-//   reconnect, once the `since` backlog has been replayed;
-// - a dropped socket is retried with exponential backoff and jitter,
-//   rejoining with `since` = last seq seen so nothing is missed.
-"use strict";
+// A module script, so it runs after the document is parsed. No build step:
+// the browser loads these files as they are, from the binary.
+import { Connection } from "./conn.js";
+import * as chat from "./chat.js";
+import * as view from "./view.js";
 
-const BACKOFF_BASE_MS = 500;
-const BACKOFF_CAP_MS = 15000;
-const ERROR_SHOW_MS = 8000;
-const RETRYABLE = new Set(["overloaded", "unavailable"]);
-const SEND_RETRIES = 3;
+const { $ } = view;
 
-const $ = (id) => document.getElementById(id);
-const el = {
-  joinView: $("join-view"), chatView: $("chat-view"), joinForm: $("join-form"),
-  name: $("name"), room: $("room"), where: $("where"), me: $("me"),
-  roomTitle: $("room-title"), status: $("status"), leave: $("leave"),
-  error: $("error"), errorText: $("error-text"), errorClose: $("error-close"),
-  log: $("log"), list: $("messages"),
-  composer: $("composer"), text: $("text"),
+const USER_RULE = /^[A-Za-z0-9_.-]{1,32}$/;
+const ROOM_RULE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const DEFAULT_ROOM = "lobby";
+
+// What each /api/ error code means to a person.
+const AUTH_ERRORS = {
+  invalid_credentials: "Wrong user name or password.",
+  username_taken: "That user name is taken. Choose another, or log in if it is yours.",
+  invalid_username: "User names are 1–32 letters, digits, _ - or . (no spaces).",
+  invalid_password: "Passwords need 8 to 128 characters.",
+  busy: "The server is busy. Try again in a moment.",
+  unavailable: "Accounts are unavailable right now. Try again in a moment.",
+  forbidden_origin: "This page's address may not log in to this server.",
+  bad_request: "The server did not understand the request.",
 };
 
-// Times in the reader's locale: clock time today, with the date otherwise.
-const TIME = { hour: "numeric", minute: "2-digit" };
-const DAY_TIME = { ...TIME, month: "short", day: "numeric" };
+let mode = "login";
+let me = "";
+let conn = null;
 
-// Everything the page knows about the session; only the functions below change it.
-const s = {
-  name: "", room: "", ws: null, attempt: 0, retryTimer: 0, errorTimer: 0,
-  nextId: 1, joinId: 0, lastSeq: 0, seen: new Set(), replaying: 0,
-  mine: new Map(), // cid -> <li> of own messages not yet stored
-};
+// ---- account screens -------------------------------------------------------
 
-// ---- connection ---------------------------------------------------------
-
-function wsUrl(name) {
-  const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${proto}//${location.host}/ws?name=${encodeURIComponent(name)}`;
+function showAuth(notice) {
+  document.body.dataset.view = "auth";
+  for (const id of ["status", "who", "logout"]) $(id).hidden = true;
+  $("auth-view").hidden = false;
+  $("chat-view").hidden = true;
+  document.title = "Parley";
+  setMode(mode);
+  authMessage(notice || "", "notice");
+  $("password").value = "";
+  ($("username").value ? $("password") : $("username")).focus();
 }
 
-function connect() {
-  clearTimeout(s.retryTimer);
-  setStatus("connecting", "Connecting…");
-  const ws = new WebSocket(wsUrl(s.name));
-  s.ws = ws;
-  ws.onopen = () => {
-    // The epoch says which life of the room's history `since` refers to;
-    // if the server lost that history, it answers with reset: true.
-    const since = s.lastSeq > 0 ? { since: s.lastSeq, epoch: s.epoch } : {};
-    s.joinId = send({ type: "join", room: s.room, ...since });
-  };
-  ws.onmessage = (ev) => {
-    if (s.ws !== ws) return; // a socket we already gave up on
-    let frame;
-    try { frame = JSON.parse(ev.data); } catch { return; }
-    if (frame && typeof frame === "object") onFrame(frame);
-  };
-  ws.onclose = (ev) => {
-    if (s.ws !== ws) return; // leaveRoom() already let it go
-    s.ws = null;
-    delete document.body.dataset.joined;
-    scheduleReconnect(ev.code);
-  };
+function setMode(next) {
+  mode = next;
+  const signup = mode === "signup";
+  $("mode-login").setAttribute("aria-pressed", String(!signup));
+  $("mode-signup").setAttribute("aria-pressed", String(signup));
+  $("auth-title").textContent = signup ? "Create your account" : "Welcome back";
+  $("auth-hint").textContent = signup
+    ? "Pick a user name people will know you by."
+    : "Log in to pick up your conversations.";
+  $("auth-submit").textContent = signup ? "Create account" : "Log in";
+  $("password").autocomplete = signup ? "new-password" : "current-password";
+  $("password-rule").hidden = !signup;
+  authMessage("");
 }
 
-function scheduleReconnect(code) {
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** s.attempt);
-  const delay = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
-  s.attempt = Math.min(s.attempt + 1, 10);
-  const why = code === 1001 ? "Server restarting" : "Disconnected";
-  setStatus("disconnected", `${why} — retrying in ${Math.ceil(delay / 1000)} s`);
-  s.retryTimer = setTimeout(connect, delay);
+function authMessage(text, kind = "error") {
+  const p = $("auth-error");
+  p.textContent = text;
+  p.dataset.kind = kind;
+  p.hidden = !text;
 }
 
-function send(obj) {
-  obj.id = s.nextId++;
-  if (s.ws?.readyState === WebSocket.OPEN) s.ws.send(JSON.stringify(obj));
-  return obj.id;
+// Checks what the server would refuse anyway, to say so sooner.
+function localProblem(username, password) {
+  if (!username) return "Enter a user name.";
+  if (!password) return "Enter a password.";
+  if (mode !== "signup") return "";
+  if (!USER_RULE.test(username)) return AUTH_ERRORS.invalid_username;
+  if (password.length < 8) return AUTH_ERRORS.invalid_password;
+  return "";
 }
 
-function setStatus(state, label) {
-  el.status.dataset.state = state;
-  el.status.textContent = label;
-}
+async function submitAuth(ev) {
+  ev.preventDefault();
+  const username = $("username").value.trim();
+  const password = $("password").value;
+  const problem = localProblem(username, password);
+  if (problem) return authMessage(problem);
 
-// ---- frames from the server ---------------------------------------------
-
-function onFrame(f) {
-  if (f.room !== undefined && f.room !== s.room) return; // a room we left
-  switch (f.type) {
-    case "joined": return onJoined(f);
-    case "message": return onMessage(f);
-    case "ack": return onAck(f);
-    case "error": return onError(f);
+  const button = $("auth-submit");
+  button.disabled = true;
+  authMessage("");
+  try {
+    const res = await fetch(`/api/${mode}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+      cache: "no-store",
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.ok) return startChat(String(body.username || username));
+    authMessage(authError(res, body));
+    $("password").select();
+  } catch {
+    authMessage("Cannot reach the server. Check your connection and try again.");
+  } finally {
+    button.disabled = false;
   }
 }
 
-function onJoined(f) {
-  s.attempt = 0;
-  setStatus("connected", "Connected");
-  document.body.dataset.joined = f.room;
-  if (f.reset) clearRoom();
-  s.epoch = f.epoch;
-  s.replaying = Number(f.backlog) || 0;
-  if (s.replaying === 0) afterReplay();
+function authError(res, body) {
+  const code = body?.error?.code;
+  if (code === "rate_limited") {
+    const secs = Number(res.headers.get("Retry-After")) || 60;
+    return `Too many attempts. Try again in ${secs} seconds.`;
+  }
+  return AUTH_ERRORS[code] || body?.error?.message || `The server answered ${res.status}.`;
 }
 
-function onMessage(m) {
-  if (s.replaying > 0 && --s.replaying === 0) queueMicrotask(afterReplay);
-  if (typeof m.seq !== "number" || s.seen.has(m.seq)) return;
-  s.seen.add(m.seq);
-  s.lastSeq = Math.max(s.lastSeq, m.seq);
+// ---- the chat --------------------------------------------------------------
 
-  const own = m.from === s.name ? s.mine.get(m.cid) : undefined;
-  const li = own || renderMessage(m.from, m.text, m.cid);
-  li.dataset.seq = m.seq;
-  setTime(li, m.ts);
-  const log = el.log;
-  const follow = own || log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-  place(li);
-  if (follow) el.log.scrollTop = el.log.scrollHeight;
+function startChat(username) {
+  me = username;
+  document.body.dataset.view = "chat";
+  $("auth-view").hidden = true;
+  $("chat-view").hidden = false;
+  for (const id of ["status", "who", "logout"]) $(id).hidden = false;
+  $("me").textContent = me;
+  $("password").value = "";
+
+  conn = new Connection({
+    onOpen: chat.onOpen,
+    onFrame: chat.onFrame,
+    onDown: chat.onDown,
+    onStatus: view.setStatus,
+    onSessionEnded: () => endChat("Your session has ended. Please log in again."),
+  });
+  chat.init(conn, me, saveRooms);
+  const saved = loadRooms();
+  for (const name of saved.rooms) chat.openRoom(name);
+  chat.select(saved.rooms.includes(saved.active) ? saved.active : saved.rooms[0]);
+  setPane("room");
+  conn.start();
+  $("text").focus();
 }
 
-// The ack settles an own message. Its seq is marked seen (but not taken as
-// lastSeq: earlier messages may still be on their way) so a late echo of the
-// same message is dropped as a duplicate.
-function onAck(a) {
-  const li = s.mine.get(a.cid);
-  if (!li) return;
-  s.mine.delete(a.cid);
-  setState(li, "sent", "");
-  if (!li.dataset.seq && typeof a.seq === "number") {
-    li.dataset.seq = a.seq;
-    s.seen.add(a.seq);
-    place(li);
+function endChat(notice) {
+  conn?.stop();
+  conn = null;
+  chat.reset();
+  view.hideError();
+  $("my-rooms").replaceChildren();
+  $("messages")?.remove();
+  showAuth(notice);
+}
+
+async function logout() {
+  try {
+    await fetch("/api/logout", { method: "POST", cache: "no-store" });
+  } catch {
+    // the cookie stays until the server can be told; still leave the chat
+  }
+  endChat("You have logged out.");
+}
+
+// Rooms joined this session, per user, so a reload comes back to them.
+function loadRooms() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(`parley.rooms.${me}`));
+    const rooms = saved.rooms.filter((r) => ROOM_RULE.test(r)).slice(0, 32);
+    if (rooms.length > 0) return { rooms, active: saved.active };
+  } catch {
+    // nothing saved, or not ours
+  }
+  return { rooms: [DEFAULT_ROOM], active: DEFAULT_ROOM };
+}
+
+function saveRooms(rooms, active) {
+  try {
+    localStorage.setItem(`parley.rooms.${me}`, JSON.stringify({ rooms, active }));
+  } catch {
+    // storage full or disabled: a reload starts from the lobby
   }
 }
 
-function onError(e) {
-  const li = e.cid && s.mine.get(e.cid);
-  const tries = li ? Number(li.dataset.tries || 0) + 1 : 0;
-  if (li && RETRYABLE.has(e.code) && tries <= SEND_RETRIES) {
-    li.dataset.tries = tries; // same cid, so the server stores it at most once
-    setTimeout(() => resend(e.cid, li), BACKOFF_BASE_MS * 2 ** tries);
-    return;
+// Narrow windows show either the room list or the room.
+function setPane(pane) {
+  document.body.dataset.pane = pane;
+  $("rooms-toggle").setAttribute("aria-expanded", String(pane === "rooms"));
+}
+
+function submitJoin(ev) {
+  ev.preventDefault();
+  const input = $("join-room");
+  const name = input.value.trim().replace(/^#/, "");
+  if (!ROOM_RULE.test(name)) {
+    view.showError("Room names are 1–64 letters, digits, _ - . or :");
+    return input.focus();
   }
-  if (li) {
-    setState(li, "failed", "Not sent");
-    s.mine.delete(e.cid);
-  }
-  if (e.id === s.joinId) leaveRoom(); // could not join: back to the form
-  showError(e.message ? `${e.message} (${e.code})` : String(e.code));
+  chat.openRoom(name, $("join-private").checked);
+  input.value = "";
+  $("join-private").checked = false;
+  setPane("room");
+  $("text").focus();
 }
 
-function resend(cid, li) {
-  if (s.mine.get(cid) === li && !li.dataset.seq) {
-    send({ type: "send", room: s.room, text: li.dataset.text, cid });
-  }
-}
-
-// After a (re)join's backlog: anything still unstored is sent again, same
-// cid. A message that already came back with a seq is stored, though its ack
-// went down with the old socket.
-function afterReplay() {
-  for (const [cid, li] of s.mine) if (li.dataset.seq) onAck({ cid });
-  document.body.dataset.ready = "true";
-  for (const [cid, li] of s.mine) resend(cid, li);
-}
-
-// ---- rendering ----------------------------------------------------------
-
-// The only place user text meets the DOM: always as textContent.
-function renderMessage(from, text, cid) {
-  const li = node("li", `msg hue-${hue(String(from))}`);
-  li.dataset.from = String(from);
-  if (cid !== undefined) li.dataset.cid = String(cid);
-  li.classList.toggle("own", from === s.name);
-  const head = node("div", "msg-head");
-  head.append(node("span", "msg-from", from), node("time", "msg-time"), node("span", "msg-status"));
-  li.append(head, node("p", "msg-text", text));
-  return li;
-}
-
-function node(tag, className, text) {
-  const n = document.createElement(tag);
-  n.className = className;
-  if (text !== undefined) n.textContent = String(text);
-  return n;
-}
-
-function setState(li, state, label) {
-  li.dataset.state = state;
-  li.querySelector(".msg-status").textContent = label;
-}
-
-function setTime(li, ts) {
-  const t = li.querySelector("time");
-  const d = new Date(Number(ts));
-  if (Number.isNaN(d.getTime())) return;
-  const today = d.toDateString() === new Date().toDateString();
-  t.dateTime = d.toISOString();
-  t.title = d.toLocaleString();
-  t.textContent = d.toLocaleString(undefined, today ? TIME : DAY_TIME);
-}
-
-function hue(name) {
-  let h = 0;
-  for (const c of name) h = (h * 31 + c.codePointAt(0)) >>> 0;
-  return h % 8;
-}
-
-// Keeps the list in seq order with unsequenced (pending) own messages last.
-function place(li) {
-  li.remove();
-  const seq = Number(li.dataset.seq);
-  let prev = el.list.lastElementChild;
-  while (prev && (!prev.dataset.seq || Number(prev.dataset.seq) > seq)) {
-    prev = prev.previousElementSibling;
-  }
-  el.list.insertBefore(li, prev ? prev.nextElementSibling : el.list.firstElementChild);
-}
-
-function clearRoom() {
-  for (const li of [...el.list.children]) if (!s.mine.has(li.dataset.cid)) li.remove();
-  s.seen.clear();
-  s.lastSeq = 0;
-}
-
-function showError(text) {
-  el.errorText.textContent = text;
-  el.error.hidden = false;
-  clearTimeout(s.errorTimer);
-  s.errorTimer = setTimeout(() => { el.error.hidden = true; }, ERROR_SHOW_MS);
-}
-
-// ---- user actions -------------------------------------------------------
-
-function enterRoom(name, room) {
-  Object.assign(s, { name, room, attempt: 0, lastSeq: 0, replaying: 0 });
-  s.seen.clear();
-  s.mine.clear();
-  el.list.replaceChildren();
-  el.me.textContent = name;
-  el.roomTitle.textContent = `#${room}`;
-  el.log.setAttribute("aria-label", `Messages in ${room}`);
-  localStorage.setItem("parley.name", name);
-  localStorage.setItem("parley.room", room);
-  sessionStorage.setItem("parley.active", "1");
-  showView("chat");
-  connect();
-  el.text.focus();
-}
-
-function leaveRoom() {
-  clearTimeout(s.retryTimer);
-  if (document.body.dataset.joined) send({ type: "leave", room: s.room });
-  s.ws?.close(1000);
-  s.ws = null; // nothing more from it reaches the page
-  setStatus("disconnected", "Not connected");
-  delete document.body.dataset.joined;
-  delete document.body.dataset.ready;
-  sessionStorage.removeItem("parley.active");
-  showView("join");
-  el.name.focus();
-}
-
-function showView(view) {
-  document.body.dataset.view = view;
-  el.joinView.hidden = view !== "join";
-  el.chatView.hidden = view !== "chat";
-  el.where.hidden = el.leave.hidden = view !== "chat";
-}
-
-function sendText() {
-  const text = el.text.value;
+function submitText() {
+  const text = $("text").value;
   if (!text.trim()) return; // length limits are the server's to enforce
-  const cid = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
-  const li = renderMessage(s.name, text, cid);
-  li.dataset.text = text;
-  setState(li, "pending", "Sending…");
-  s.mine.set(cid, li);
-  el.list.append(li);
-  el.log.scrollTop = el.log.scrollHeight;
-  // If the socket is down, afterReplay() sends it once we have rejoined.
-  if (s.replaying === 0) send({ type: "send", room: s.room, text, cid });
-  el.text.value = "";
+  if (!chat.send(text)) return view.showError("Join a room first.");
+  $("text").value = "";
   autosize();
 }
 
 function autosize() {
-  el.text.style.height = "auto";
-  el.text.style.height = `${Math.min(el.text.scrollHeight, 160)}px`;
+  const t = $("text");
+  t.style.height = "auto";
+  t.style.height = `${Math.min(t.scrollHeight, 160)}px`;
 }
 
-el.joinForm.addEventListener("submit", (ev) => {
-  ev.preventDefault();
-  if (el.joinForm.reportValidity()) enterRoom(el.name.value.trim(), el.room.value.trim());
-});
-el.composer.addEventListener("submit", (ev) => { ev.preventDefault(); sendText(); });
-el.text.addEventListener("keydown", (ev) => {
+// ---- wiring ----------------------------------------------------------------
+
+$("auth-form").addEventListener("submit", submitAuth);
+$("mode-login").addEventListener("click", () => setMode("login"));
+$("mode-signup").addEventListener("click", () => setMode("signup"));
+$("logout").addEventListener("click", logout);
+$("join-form").addEventListener("submit", submitJoin);
+$("composer").addEventListener("submit", (ev) => { ev.preventDefault(); submitText(); });
+$("text").addEventListener("keydown", (ev) => {
   if (ev.key !== "Enter" || ev.shiftKey || ev.isComposing) return;
   ev.preventDefault();
-  sendText();
+  submitText();
 });
-el.text.addEventListener("input", autosize);
-el.leave.addEventListener("click", leaveRoom);
-el.errorClose.addEventListener("click", () => { el.error.hidden = true; });
-window.addEventListener("online", () => {
-  if (document.body.dataset.view === "chat" && !s.ws) connect();
+$("text").addEventListener("input", () => { autosize(); chat.typed(); });
+$("older").addEventListener("click", chat.loadOlder);
+$("log").addEventListener("scroll", () => { if ($("log").scrollTop < 60) chat.loadOlder(); });
+$("leave").addEventListener("click", () => chat.leave(document.body.dataset.room));
+$("invite-open").addEventListener("click", () => {
+  $("invite-form").hidden = !$("invite-form").hidden;
+  if (!$("invite-form").hidden) $("invite-user").focus();
 });
+$("invite-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const user = $("invite-user").value.trim();
+  if (!USER_RULE.test(user)) return view.showError(AUTH_ERRORS.invalid_username);
+  if (chat.invite(user)) $("invite-user").value = "";
+});
+$("rooms-toggle").addEventListener("click", () => {
+  setPane(document.body.dataset.pane === "rooms" ? "room" : "rooms");
+});
+$("my-rooms").addEventListener("click", (ev) => {
+  if (ev.target.closest(".room-item")) setPane("room");
+});
+$("public-rooms").addEventListener("click", (ev) => {
+  if (ev.target.closest(".room-item")) setPane("room");
+});
+$("retry-now").addEventListener("click", () => conn?.retryNow());
+$("error-close").addEventListener("click", view.hideError);
+window.addEventListener("online", () => conn?.retryNow());
+window.addEventListener("offline", () => conn?.wentOffline());
+document.addEventListener("visibilitychange", () => { if (!document.hidden) chat.seen(); });
 
-// Prefill from last time; a reload of an active tab goes straight back in.
-el.name.value = localStorage.getItem("parley.name") || "";
-el.room.value = localStorage.getItem("parley.room") || "lobby";
-if (sessionStorage.getItem("parley.active") && el.joinForm.checkValidity()) {
-  enterRoom(el.name.value, el.room.value);
-} else {
-  (el.name.value ? el.room : el.name).focus();
+// Start: an existing session (cookie) goes straight to the chat.
+try {
+  const res = await fetch("/api/me", { cache: "no-store" });
+  const body = res.ok ? await res.json() : null;
+  if (body?.username) startChat(String(body.username));
+  else showAuth();
+} catch {
+  showAuth();
+  authMessage("Cannot reach the server. Reload to try again.");
 }
