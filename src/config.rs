@@ -147,6 +147,9 @@ settings! {
     max_conns_per_ip: u32 = 4096, env "PARLEY_MAX_CONNS_PER_IP";
     /// Largest HTTP request body, bytes (413 above).
     max_body_bytes: usize = 4096, env "PARLEY_MAX_BODY_BYTES";
+    /// Connections per reactor still before their upgrade (or between
+    /// keep-alive requests); more are answered 503 and closed.
+    max_pending_handshakes: usize = 1024, env "PARLEY_MAX_PENDING_HANDSHAKES";
 }
 
 /// A configuration problem, naming the key at fault.
@@ -265,6 +268,12 @@ impl Config {
                 10_000_000,
             ),
             ("max_body_bytes", u(self.max_body_bytes), 64, 1 << 20),
+            (
+                "max_pending_handshakes",
+                u(self.max_pending_handshakes),
+                1,
+                1_000_000,
+            ),
         ];
         for &(key, value, min, max) in checks {
             if value < min || value > max {

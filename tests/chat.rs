@@ -68,6 +68,7 @@ fn members_on_every_reactor_see_one_order() {
                             v["text"].as_str().unwrap().to_string(),
                         )),
                         Some("ack") => acks += 1,
+                        Some("presence") => {}
                         other => panic!("unexpected {other:?}: {v}"),
                     }
                 }

@@ -178,3 +178,19 @@ fn slow_heads_are_cut_at_the_handshake_deadline() {
     assert!(closed, "still open after {:?}", start.elapsed());
     assert!(start.elapsed() < Duration::from_secs(3));
 }
+
+/// Connections that have not finished their handshake are capped per
+/// reactor; the next one is answered 503 at once, and served again once a
+/// slot frees up.
+#[test]
+fn pending_handshakes_are_capped() {
+    let server = Server::start(&["--reactors", "1", "--max-pending-handshakes", "2"]);
+    let idle: Vec<_> = (0..2).map(|_| raw(server.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let shed = http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    let served = http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+}

@@ -54,6 +54,7 @@ fn clients_on_different_nodes_see_one_order() {
                             v["text"].as_str().unwrap().to_string(),
                         )),
                         Some("ack") => acks += 1,
+                        Some("presence") => {}
                         other => panic!("unexpected {other:?}: {v}"),
                     }
                 }
@@ -390,4 +391,86 @@ fn accounts_and_revocations_are_shared_by_every_node() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Private rooms through Redis: membership is checked by the send script
+/// on every message, so removing a member takes effect at once.
+#[test]
+fn private_room_membership_is_checked_on_every_message() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let b = Server::start_node(&redis, &[]);
+    let mut owner = a.client("owner");
+    let mut guest = b.client("guest");
+    owner.send(json!({"type":"create","room":"vault","private":true}));
+    owner.recv_type("created");
+    guest.send(json!({"type":"join","room":"vault"}));
+    assert_eq!(
+        recv_until(&mut guest, |v| v["type"] == "error")["code"],
+        "forbidden"
+    );
+    owner.send(json!({"type":"invite","room":"vault","user":"guest:guest"}));
+    owner.recv_type("invited");
+    guest.join("vault", None);
+    guest.say("vault", "in", "g1");
+    recv_until(&mut guest, |v| v["type"] == "ack");
+
+    redis.cli(&["SREM", "parley:{vault}:members", "guest:guest"]);
+    guest.say("vault", "still in?", "g2");
+    let reply = recv_until(&mut guest, |v| v["cid"] == "g2");
+    assert_eq!(
+        (reply["type"].as_str(), reply["code"].as_str()),
+        (Some("error"), Some("forbidden"))
+    );
+    guest.send(json!({"type":"history","room":"vault"}));
+    assert_eq!(
+        recv_until(&mut guest, |v| v["type"] == "error")["code"],
+        "forbidden"
+    );
+
+    let mut other = b.client("other");
+    other.send(json!({"type":"rooms"}));
+    let rooms = other.recv_type("rooms");
+    assert!(
+        rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["room"] != "vault"),
+        "{rooms}"
+    );
+}
+
+/// Presence across nodes: users on another node appear in `joined` and in
+/// presence events; when a node dies, its users leave everyone's lists
+/// within the lease time.
+#[test]
+fn presence_spans_nodes_and_a_dead_node_leaves_no_ghosts() {
+    let redis = Redis::start();
+    let mut doomed = Server::start_node(&redis, &[]);
+    let survivor = Server::start_node(&redis, &[]);
+    let mut watcher = survivor.client("watcher");
+    watcher.join("hall", None);
+    let mut ghost = doomed.client("ghost");
+    let (joined, _) = ghost.join("hall", None);
+    assert_eq!(joined["online"], json!(["guest:ghost", "guest:watcher"]));
+    let came = watcher.recv_type("presence");
+    assert_eq!(
+        (came["user"].as_str(), came["online"].as_bool()),
+        (Some("guest:ghost"), Some(true))
+    );
+
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    let killed = Instant::now();
+    let gone = watcher.recv_type("presence");
+    assert_eq!(
+        (gone["user"].as_str(), gone["online"].as_bool()),
+        (Some("guest:ghost"), Some(false))
+    );
+    let took = killed.elapsed();
+    eprintln!("ghost left the list {took:?} after its node died");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    let (joined, _) = survivor.client("late").join("hall", None);
+    assert_eq!(joined["online"], json!(["guest:late", "guest:watcher"]));
 }

@@ -38,6 +38,9 @@ pub struct ConnRef {
 pub struct JoinRequest {
     pub to: ConnRef,
     pub room: RoomName,
+    /// Who joins: checked against a private room's members, and counted
+    /// for presence.
+    pub user: Arc<str>,
     /// The last seq the client saw; the backlog is everything after it.
     pub since: Option<u64>,
     /// The epoch `since` belongs to; a different one forces a reset.
@@ -61,8 +64,37 @@ pub struct PublishRequest {
 pub struct HistoryRequest {
     pub to: ConnRef,
     pub room: RoomName,
+    pub user: Arc<str>,
     pub before: Option<u64>,
     pub limit: usize,
+    pub id: Option<ReqId>,
+}
+
+/// Create a room explicitly.
+#[derive(Debug)]
+pub struct CreateRequest {
+    pub to: ConnRef,
+    pub room: RoomName,
+    pub private: bool,
+    pub user: Arc<str>,
+    pub id: Option<ReqId>,
+}
+
+/// Let `user` into a private room; only its creator (`by`) may.
+#[derive(Debug)]
+pub struct InviteRequest {
+    pub to: ConnRef,
+    pub room: RoomName,
+    pub by: Arc<str>,
+    pub user: String,
+    pub id: Option<ReqId>,
+}
+
+/// List the rooms `user` may join.
+#[derive(Debug)]
+pub struct RoomsRequest {
+    pub to: ConnRef,
+    pub user: Arc<str>,
     pub id: Option<ReqId>,
 }
 
@@ -73,9 +105,9 @@ pub trait Broker: Send + Sync {
     /// `JoinFailed`.
     fn join(&self, req: JoinRequest);
 
-    /// Drops one membership of reactor `reactor` in `room`. Called once for
-    /// every `Joined` that reached the reactor.
-    fn leave(&self, room: &RoomName, reactor: usize);
+    /// Drops one membership of `user` on reactor `reactor` in `room`.
+    /// Called once for every `Joined` that reached the reactor.
+    fn leave(&self, room: &RoomName, reactor: usize, user: &Arc<str>);
 
     /// Answers with `Acked` once the message is stored (after the room's
     /// `Deliver` events are queued), or `Failed`.
@@ -83,6 +115,18 @@ pub trait Broker: Send + Sync {
 
     /// Answers with `History` or `Failed`.
     fn history(&self, req: HistoryRequest);
+
+    /// Answers with a `created` reply or `Failed` (room_exists).
+    fn create(&self, req: CreateRequest);
+
+    /// Answers with an `invited` reply or `Failed` (forbidden).
+    fn invite(&self, req: InviteRequest);
+
+    /// Answers with a `rooms` reply.
+    fn rooms(&self, req: RoomsRequest);
+
+    /// Tells the room's members that `user` is typing. Best effort.
+    fn typing(&self, room: &RoomName, user: &Arc<str>);
 
     /// Whether the broker can take messages now (its storage is reachable).
     fn is_ready(&self) -> bool {

@@ -20,6 +20,9 @@ pub enum ErrorCode {
     Overloaded,
     Unavailable,
     RateLimited,
+    InvalidUser,
+    Forbidden,
+    RoomExists,
 }
 
 impl ErrorCode {
@@ -36,6 +39,9 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InvalidUser => "invalid_user",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RoomExists => "room_exists",
         }
     }
 
@@ -53,6 +59,9 @@ impl ErrorCode {
             ErrorCode::Overloaded => "server overloaded, retry later",
             ErrorCode::Unavailable => "storage unavailable, retry later",
             ErrorCode::RateLimited => "too many requests; slow down",
+            ErrorCode::InvalidUser => "user names are 1-32 of A-Z a-z 0-9 _ - .",
+            ErrorCode::Forbidden => "this room is private and you are not a member",
+            ErrorCode::RoomExists => "a room with that name exists",
         }
     }
 }

@@ -15,14 +15,20 @@ fn all_in(s: &str, max: usize, extra: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
-/// Room names: 1-64 of `A-Z a-z 0-9 _ - . :`.
+/// Room names: 1-64 of `A-Z a-z 0-9 _ - . :`, not starting with `_`
+/// (reserved for the server's own rooms).
 pub fn is_valid_room(s: &str) -> bool {
-    all_in(s, MAX_ROOM_NAME, b"_-.:")
+    all_in(s, MAX_ROOM_NAME, b"_-.:") && !s.starts_with('_')
 }
 
 /// User names: 1-32 of `A-Z a-z 0-9 _ - .`.
 pub fn is_valid_user(s: &str) -> bool {
     all_in(s, MAX_USER_NAME, b"_-.")
+}
+
+/// A name messages can carry: a user, or `guest:<user>` for guests.
+pub fn is_valid_identity(s: &str) -> bool {
+    is_valid_user(s.strip_prefix("guest:").unwrap_or(s))
 }
 
 /// Client message ids: 1-64 bytes of anything but control characters.
@@ -41,7 +47,7 @@ mod tests {
             assert!(is_valid_room(ok), "{ok}");
         }
         let too_long = "r".repeat(MAX_ROOM_NAME + 1);
-        for bad in ["", "a b", "é", "a/b", "a\"", too_long.as_str()] {
+        for bad in ["", "a b", "é", "a/b", "a\"", "_canary", too_long.as_str()] {
             assert!(!is_valid_room(bad), "{bad}");
         }
     }
@@ -51,6 +57,12 @@ mod tests {
         assert!(is_valid_user("alice_01.x-y"));
         assert!(!is_valid_user("alice:x"));
         assert!(!is_valid_user(&"u".repeat(MAX_USER_NAME + 1)));
+    }
+
+    #[test]
+    fn identities() {
+        assert!(is_valid_identity("alice") && is_valid_identity("guest:alice"));
+        assert!(!is_valid_identity("guest:") && !is_valid_identity("x:alice"));
     }
 
     #[test]

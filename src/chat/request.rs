@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::names::{is_valid_cid, is_valid_room};
+use super::names::{is_valid_cid, is_valid_identity, is_valid_room};
 use super::ErrorCode;
 
 /// A client's request id, echoed in replies: a JSON number or a short string.
@@ -43,6 +43,22 @@ pub enum Request<'a> {
         before: Option<u64>,
         limit: Option<u64>,
     },
+    /// Create a room explicitly, public or private (members only).
+    Create {
+        room: Cow<'a, str>,
+        private: bool,
+    },
+    /// Add a user to a private room (its creator only).
+    Invite {
+        room: Cow<'a, str>,
+        user: Cow<'a, str>,
+    },
+    /// Tell the room's members this user is typing (ephemeral).
+    Typing {
+        room: Cow<'a, str>,
+    },
+    /// List the public rooms and the private rooms the user belongs to.
+    Rooms,
 }
 
 impl Request<'_> {
@@ -52,7 +68,11 @@ impl Request<'_> {
             Request::Join { room, .. }
             | Request::Leave { room }
             | Request::Send { room, .. }
-            | Request::History { room, .. } => room,
+            | Request::History { room, .. }
+            | Request::Create { room, .. }
+            | Request::Invite { room, .. }
+            | Request::Typing { room } => room,
+            Request::Rooms => "",
         }
     }
 }
@@ -80,9 +100,12 @@ struct Raw<'a> {
     cid: Option<Cow<'a, str>>,
     #[serde(borrow)]
     epoch: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<Cow<'a, str>>,
     since: Option<u64>,
     before: Option<u64>,
     limit: Option<u64>,
+    private: Option<bool>,
     id: Option<ReqId>,
 }
 
@@ -122,8 +145,14 @@ pub fn parse(frame: &str, max_text_bytes: usize) -> Result<(Request<'_>, Option<
 
 fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> {
     let kind = raw.kind.ok_or(ErrorCode::BadRequest)?;
-    if !matches!(&*kind, "join" | "leave" | "send" | "history") {
+    let known = [
+        "join", "leave", "send", "history", "create", "invite", "typing", "rooms",
+    ];
+    if !known.contains(&&*kind) {
         return Err(ErrorCode::UnknownType);
+    }
+    if kind == "rooms" {
+        return Ok(Request::Rooms);
     }
     let room = raw
         .room
@@ -136,6 +165,18 @@ fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> 
             epoch: raw.epoch,
         },
         "leave" => Request::Leave { room },
+        "typing" => Request::Typing { room },
+        "create" => Request::Create {
+            room,
+            private: raw.private.unwrap_or(false),
+        },
+        "invite" => Request::Invite {
+            room,
+            user: raw
+                .user
+                .filter(|u| is_valid_identity(u))
+                .ok_or(ErrorCode::InvalidUser)?,
+        },
         "history" => Request::History {
             room,
             before: raw.before,

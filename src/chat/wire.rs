@@ -98,6 +98,7 @@ struct Joined<'a> {
     epoch: &'a str,
     backlog: usize,
     reset: bool,
+    online: &'a [std::sync::Arc<str>],
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a ReqId>,
 }
@@ -109,6 +110,7 @@ pub fn joined(
     epoch: &str,
     backlog: usize,
     reset: bool,
+    online: &[std::sync::Arc<str>],
     id: Option<&ReqId>,
 ) -> Vec<u8> {
     text_frame(&Joined {
@@ -118,6 +120,110 @@ pub fn joined(
         epoch,
         backlog,
         reset,
+        online,
+        id,
+    })
+}
+
+#[derive(Serialize)]
+struct Presence<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    user: &'a str,
+    online: bool,
+}
+
+/// A user's first socket entered the room, or the last one left it.
+pub fn presence(room: &str, user: &str, online: bool) -> Frame {
+    shared_text_frame(&Presence {
+        kind: "presence",
+        room,
+        user,
+        online,
+    })
+}
+
+#[derive(Serialize)]
+struct Typing<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    user: &'a str,
+}
+
+/// Someone in the room is typing; never stored.
+pub fn typing(room: &str, user: &str) -> Frame {
+    shared_text_frame(&Typing {
+        kind: "typing",
+        room,
+        user,
+    })
+}
+
+#[derive(Serialize)]
+struct Created<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    private: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a ReqId>,
+}
+
+/// The reply to `create`.
+pub fn created(room: &str, private: bool, id: Option<&ReqId>) -> Vec<u8> {
+    text_frame(&Created {
+        kind: "created",
+        room,
+        private,
+        id,
+    })
+}
+
+#[derive(Serialize)]
+struct Invited<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a ReqId>,
+}
+
+/// The reply to `invite`.
+pub fn invited(room: &str, user: &str, id: Option<&ReqId>) -> Vec<u8> {
+    text_frame(&Invited {
+        kind: "invited",
+        room,
+        user,
+        id,
+    })
+}
+
+/// One entry of a `rooms` reply.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct RoomInfo {
+    pub room: String,
+    pub private: bool,
+    /// Users online in the room (across all nodes).
+    pub online: usize,
+}
+
+#[derive(Serialize)]
+struct Rooms<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    rooms: &'a [RoomInfo],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a ReqId>,
+}
+
+/// The reply to `rooms`.
+pub fn rooms(rooms: &[RoomInfo], id: Option<&ReqId>) -> Vec<u8> {
+    text_frame(&Rooms {
+        kind: "rooms",
+        rooms,
         id,
     })
 }
@@ -288,7 +394,7 @@ mod tests {
         let e = json(&error(ErrorCode::NotJoined, Some(&id), Some("r"), None));
         assert_eq!(e["code"], "not_joined");
         assert_eq!(e["room"], "r");
-        let j = json(&joined("r", 5, "ep", 2, false, None));
+        let j = json(&joined("r", 5, "ep", 2, false, &["bob".into()], None));
         assert_eq!(
             (j["seq"].as_u64(), j["backlog"].as_u64()),
             (Some(5), Some(2))

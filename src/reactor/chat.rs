@@ -8,10 +8,16 @@ use super::conn::{ChatSession, RoomSlot, SlotState};
 use super::ctx::Ctx;
 use super::input::Ending;
 use super::outbuf::OutQueue;
-use crate::broker::{ConnRef, HistoryRequest, JoinRequest, PublishRequest};
+use crate::broker::{
+    ConnRef, CreateRequest, HistoryRequest, InviteRequest, JoinRequest, PublishRequest,
+    RoomsRequest,
+};
 use crate::chat::request::{self, ReqId, Request};
 use crate::chat::{wire, ErrorCode};
 use crate::stats::ReactorStats;
+
+/// At most one typing notice per socket per this many milliseconds.
+const TYPING_INTERVAL_MS: u64 = 1000;
 
 /// Messages a history request returns when it names no limit.
 const DEFAULT_PAGE: u64 = 50;
@@ -60,6 +66,7 @@ pub fn on_text(
             ctx.broker.join(JoinRequest {
                 to: me,
                 room,
+                user: chat.user.clone(),
                 since,
                 epoch,
                 id,
@@ -101,10 +108,48 @@ pub fn on_text(
             ctx.broker.history(HistoryRequest {
                 to: me,
                 room,
+                user: chat.user.clone(),
                 before,
                 limit: usize::try_from(limit).unwrap_or(usize::MAX),
                 id,
             });
+        }
+        Request::Create { room, private } => {
+            ctx.broker.create(CreateRequest {
+                to: me,
+                room: Arc::from(&*room),
+                private,
+                user: chat.user.clone(),
+                id,
+            });
+        }
+        Request::Invite { room, user } => {
+            ctx.broker.invite(InviteRequest {
+                to: me,
+                room: Arc::from(&*room),
+                by: chat.user.clone(),
+                user: user.into_owned(),
+                id,
+            });
+        }
+        Request::Rooms => {
+            ctx.broker.rooms(RoomsRequest {
+                to: me,
+                user: chat.user.clone(),
+                id,
+            });
+        }
+        Request::Typing { room } => {
+            let Some(i) = slot.filter(|_| in_room) else {
+                return refuse(out, ErrorCode::NotJoined, id, &room, None);
+            };
+            // Ephemeral: extra typing notices are dropped, not refused.
+            let now = ctx.clock.ms();
+            if now >= chat.next_typing_ms {
+                chat.next_typing_ms = now + TYPING_INTERVAL_MS;
+                let room = chat.rooms.get(i).map(|s| s.name.clone())?;
+                ctx.broker.typing(&room, &chat.user);
+            }
         }
     }
     None
@@ -119,7 +164,7 @@ fn leave(chat: &mut ChatSession, i: usize, key: usize, ctx: &mut Ctx) {
     match slot.state {
         SlotState::Joined => {
             let slot = chat.rooms.swap_remove(i);
-            ctx.remove_member(&slot.name, key);
+            ctx.remove_member(&slot.name, key, &chat.user);
         }
         SlotState::Joining => slot.state = SlotState::Leaving,
         SlotState::Leaving => {}

@@ -79,6 +79,8 @@ pub struct ChatSession {
     pub rooms: Vec<RoomSlot>,
     /// Requests this socket may still make (message rate limit).
     pub budget: Bucket,
+    /// Reactor clock (ms) before which typing notices are dropped.
+    pub next_typing_ms: u64,
 }
 
 pub struct RoomSlot {

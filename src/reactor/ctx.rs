@@ -33,6 +33,8 @@ pub struct Ctx {
     pub dead: Vec<usize>,
     /// Connections that stopped reading at their budget with input left.
     pub revisit: Vec<usize>,
+    /// Connections still in the HTTP phase (handshakes pending).
+    pub handshakes: usize,
     pub clock: Clock,
 }
 
@@ -113,7 +115,7 @@ impl Ctx {
 
     /// Removes a member and tells the broker this reactor holds one
     /// membership fewer.
-    pub fn remove_member(&mut self, room: &RoomName, key: usize) {
+    pub fn remove_member(&mut self, room: &RoomName, key: usize, user: &Arc<str>) {
         if let Some(members) = self.rooms.get_mut(room) {
             if let Some(i) = members.iter().position(|&k| k == key) {
                 members.swap_remove(i);
@@ -122,6 +124,6 @@ impl Ctx {
                 self.rooms.remove(room);
             }
         }
-        self.broker.leave(room, self.id);
+        self.broker.leave(room, self.id, user);
     }
 }

@@ -34,6 +34,16 @@ pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
             send(r.to, frame, conns, ctx);
         }
         Event::RoomReset { room } => reset_room(&room, conns, ctx),
+        Event::Broadcast {
+            room,
+            frame,
+            droppable,
+            skip,
+        } => broadcast(&room, frame, droppable, skip.as_deref(), conns, ctx),
+        Event::Reply(reply) => {
+            let (to, frame) = *reply;
+            send(to, frame, conns, ctx);
+        }
         Event::HttpReply(r) => {
             if let Some(conn) = target(r.to, conns) {
                 input::finish_deferred(r.to.key, conn, ctx, r.bytes, r.keep_alive);
@@ -110,7 +120,7 @@ fn on_joined(j: Joined, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
     });
     let Some(conn) = joining else {
         // Gone, or left while joining: undo the broker's membership.
-        ctx.broker.leave(&j.room, ctx.id);
+        ctx.broker.leave(&j.room, ctx.id, &j.user);
         return;
     };
     conn.out.push_vec(wire::joined(
@@ -119,6 +129,7 @@ fn on_joined(j: Joined, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
         &j.epoch,
         j.backlog.len(),
         j.reset,
+        &j.online,
         j.id.as_ref(),
     ));
     for frame in j.backlog {
@@ -155,6 +166,40 @@ fn reset_room(room: &RoomName, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
                 Some(close::SERVICE_RESTART),
                 "room history reset",
             );
+        }
+    }
+}
+
+/// A frame outside the room's sequence (presence, typing) for every local
+/// member. Droppable ones skip members whose socket is backed up: they are
+/// the first thing to give up under backpressure.
+fn broadcast(
+    room: &RoomName,
+    frame: Frame,
+    droppable: bool,
+    skip: Option<&str>,
+    conns: &mut Slab<Conn>,
+    ctx: &mut Ctx,
+) {
+    let Some(members) = ctx.rooms.get(room) else {
+        return;
+    };
+    for &key in members {
+        let Some(conn) = conns.get_mut(key) else {
+            continue;
+        };
+        // Backed up: the socket refused bytes, or half the cap is queued.
+        let backed_up = conn.writable || conn.out.len() > ctx.config.max_outbound_bytes / 2;
+        if droppable && backed_up {
+            continue;
+        }
+        if skip.is_some() && conn.chat().map(|c| &*c.user) == skip {
+            continue;
+        }
+        conn.out.push_shared(frame.clone());
+        if !conn.dirty {
+            conn.dirty = true;
+            ctx.dirty.push(key);
         }
     }
 }

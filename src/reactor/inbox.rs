@@ -31,6 +31,18 @@ pub enum Event {
     History(Box<History>),
     /// A request failed after it reached the broker.
     Failed(Box<Reply>),
+    /// A frame for every local member of `room` (presence, typing): not
+    /// part of the room's sequence. `droppable` frames are skipped for a
+    /// member whose socket is backed up; `skip` names a user who does not
+    /// get it (the typist).
+    Broadcast {
+        room: RoomName,
+        frame: Frame,
+        droppable: bool,
+        skip: Option<Arc<str>>,
+    },
+    /// A reply frame for one connection.
+    Reply(Box<(ConnRef, Vec<u8>)>),
     /// An auth worker's answer to a waiting HTTP request.
     HttpReply(Box<HttpReply>),
     /// The room's stored history changed under its members (Redis lost
@@ -52,10 +64,14 @@ pub struct HttpReply {
 pub struct Joined {
     pub to: ConnRef,
     pub room: RoomName,
+    /// Who joined (to undo the join if the connection is gone).
+    pub user: Arc<str>,
     pub seq: u64,
     pub epoch: Arc<str>,
     pub reset: bool,
     pub backlog: Vec<Frame>,
+    /// Users online in the room, this one included.
+    pub online: Vec<Arc<str>>,
     pub id: Option<ReqId>,
 }
 

@@ -85,6 +85,7 @@ pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
             }
             routes::Outcome::Upgrade(session) => {
                 let mut rest = http.buf.split_off(end);
+                ctx.handshakes = ctx.handshakes.saturating_sub(1);
                 conn.phase = Phase::Ws(WsPhase {
                     decoder: Decoder::new(ctx.config.max_message_bytes),
                     session,
@@ -284,6 +285,9 @@ pub fn cut_off(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
 
 /// Moves to `Closing` once whatever is queued has been written.
 fn start_linger(conn: &mut Conn, ctx: &mut Ctx) {
+    if matches!(conn.phase, Phase::Http(_)) {
+        ctx.handshakes = ctx.handshakes.saturating_sub(1);
+    }
     conn.phase = Phase::Closing(Closing {
         deadline: ctx.clock.secs_after(CLOSE_LINGER),
         write_shut: false,
@@ -296,9 +300,10 @@ pub fn retire_session(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
     let Some(chat) = conn.chat() else { return };
     ctx.auth.conns_by_ip.release(&chat.peer);
     ctx.auth.conns_by_user.release(&chat.user);
+    let user = chat.user.clone();
     for slot in std::mem::take(&mut chat.rooms) {
         if slot.state == SlotState::Joined {
-            ctx.remove_member(&slot.name, key);
+            ctx.remove_member(&slot.name, key, &user);
         }
     }
 }

@@ -54,6 +54,10 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 const ACCEPT_BUDGET: usize = 128;
 /// How long accepting pauses after EMFILE and similar errors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The answer to a connection over `max_pending_handshakes`.
+const SHED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+    Retry-After: 1\r\nConnection: close\r\n\r\n";
+
 /// How often timers are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
@@ -135,6 +139,7 @@ impl Reactor {
                 dirty: Vec::new(),
                 dead: Vec::new(),
                 revisit: Vec::new(),
+                handshakes: 0,
                 clock,
             },
             inbox: setup.inbox,
@@ -261,6 +266,13 @@ impl Reactor {
                 self.ctx.id
             );
         }
+        if self.ctx.handshakes >= self.ctx.config.max_pending_handshakes {
+            // Shed load before spending memory on it: one best-effort
+            // write, then close. Slowloris floods end here.
+            ReactorStats::add(&self.ctx.auth.stats.rate_limited, 1);
+            let _ = std::io::Write::write(&mut socket, SHED_RESPONSE);
+            return;
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self
@@ -274,6 +286,7 @@ impl Reactor {
         self.next_gen = self.next_gen.wrapping_add(1);
         let deadline =
             self.ctx.clock.now + Duration::from_millis(self.ctx.config.handshake_timeout_ms);
+        self.ctx.handshakes += 1;
         entry.insert(Conn::new(
             socket,
             peer.ip(),
@@ -303,6 +316,9 @@ impl Reactor {
                 continue;
             };
             input::retire_session(key, &mut conn, &mut self.ctx);
+            if matches!(conn.phase, Phase::Http(_)) {
+                self.ctx.handshakes = self.ctx.handshakes.saturating_sub(1);
+            }
             if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
                 log::debug!("conn={}:{key} deregister failed: {e}", self.ctx.id);
             }

@@ -176,6 +176,7 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
         peer,
         rooms: Vec::new(),
         budget: Bucket::full(rate, ctx.clock.ms()),
+        next_typing_ms: 0,
     }))
 }
 

@@ -1,21 +1,27 @@
 //! The command thread: stores and publishes messages (one script call
-//! each, pipelined in batches) and reads history pages. Answers go straight
-//! to the asking reactor's inbox; an ack is sent only for a script call
-//! Redis has answered, and anything else gets `unavailable`, which is safe
-//! to retry with the same cid.
+//! each, pipelined in batches), reads history pages, creates rooms and
+//! invites, lists rooms, relays typing notices, and keeps this node's
+//! presence lease. Answers go straight to the asking reactor's inbox; an
+//! ack is sent only for a script call Redis has answered, and anything else
+//! gets `unavailable`, which is safe to retry with the same cid.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisResult, Script, Value};
+use redis::{RedisResult, Value};
 
 use super::entry::parse_entries;
-use super::keys::{channel, RoomKeys, SEND_SCRIPT};
+use super::keys::{self, channel, RoomKeys};
 use super::link::Link;
+use super::scripts;
 use crate::broker::memory::now_ms;
-use crate::broker::{HistoryRequest, PublishRequest};
+use crate::broker::{
+    ConnRef, CreateRequest, HistoryRequest, InviteRequest, PublishRequest, RoomName, RoomsRequest,
+};
+use crate::chat::request::ReqId;
+use crate::chat::wire::{self, RoomInfo};
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Acked, Event, History, Inbox, Reply};
 
@@ -23,10 +29,21 @@ use crate::reactor::inbox::{Acked, Event, History, Inbox, Reply};
 const MAX_BATCH: usize = 512;
 /// How often an idle command thread checks that Redis is there.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// How often the lease is renewed and dead nodes are looked for.
+const LEASE_EVERY: Duration = Duration::from_secs(2);
+/// Seconds a lease outlives its last renewal: how long a dead node's users
+/// can still look online elsewhere.
+pub const LEASE_SECS: u64 = 6;
+/// Rooms a `rooms` reply lists at most.
+const MAX_LISTED: usize = 500;
 
 pub enum Command {
     Publish(PublishRequest),
     History(HistoryRequest),
+    Create(CreateRequest),
+    Invite(InviteRequest),
+    Rooms(RoomsRequest),
+    Typing(RoomName, Arc<str>),
 }
 
 pub struct CmdThread {
@@ -35,17 +52,18 @@ pub struct CmdThread {
     pub inboxes: Vec<Arc<Inbox>>,
     pub history_size: usize,
     pub up: Arc<AtomicBool>,
-}
-
-pub fn load_script(con: &mut Connection) -> RedisResult<()> {
-    Script::new(SEND_SCRIPT).load(con).map(drop)
+    pub node: Arc<str>,
 }
 
 impl CmdThread {
     pub fn run(mut self) {
-        let script = Script::new(SEND_SCRIPT);
         let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut next_lease = Instant::now();
         loop {
+            if Instant::now() >= next_lease {
+                next_lease = Instant::now() + LEASE_EVERY;
+                self.maintain();
+            }
             let first = match self.rx.recv_timeout(IDLE_CHECK) {
                 Ok(first) => first,
                 Err(RecvTimeoutError::Timeout) => {
@@ -61,7 +79,7 @@ impl CmdThread {
                     Err(_) => break,
                 }
             }
-            self.run_batch(&mut batch, script.get_hash());
+            self.run_batch(&mut batch);
             self.up.store(self.link.is_up(), Ordering::Relaxed);
         }
     }
@@ -73,21 +91,56 @@ impl CmdThread {
         self.up.store(self.link.is_up(), Ordering::Relaxed);
     }
 
-    fn run_batch(&mut self, batch: &mut Vec<Command>, hash: &str) {
+    /// Renews this node's lease and reaps the presence of nodes whose
+    /// lease has expired, so a dead node's users leave everyone's lists.
+    fn maintain(&mut self) {
+        let node = self.node.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(keys::lease(&node))
+            .arg(1)
+            .arg("EX")
+            .arg(LEASE_SECS)
+            .ignore();
+        pipe.cmd("SADD").arg(keys::NODES).arg(&*node).ignore();
+        pipe.cmd("SMEMBERS").arg(keys::NODES);
+        let Some((nodes,)): Option<(Vec<String>,)> = self.link.run(|con| pipe.query(con)) else {
+            return;
+        };
+        for other in nodes.iter().filter(|n| **n != *node) {
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(keys::lease(other));
+            if self.link.run(|con| exists.query::<i64>(con)) != Some(0) {
+                continue;
+            }
+            log::info!("redis: node {other} lost its lease; clearing its presence");
+            let reap = &scripts::all().reap;
+            let mut call = reap.prepare_invoke();
+            call.key(keys::NODES)
+                .key(keys::node_rooms(other))
+                .arg(other.as_str());
+            let _: Option<i64> = self.link.run(|con| call.invoke(con));
+        }
+    }
+
+    fn run_batch(&mut self, batch: &mut Vec<Command>) {
         let epoch = crate::broker::random_id();
+        let s = scripts::all();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for command in batch.iter() {
             match command {
                 Command::Publish(p) => {
-                    let keys = RoomKeys::new(&p.room);
+                    let k = RoomKeys::new(&p.room);
                     pipe.cmd("EVALSHA")
-                        .arg(hash)
-                        .arg(4)
-                        .arg(&keys.seq)
-                        .arg(&keys.log)
-                        .arg(&keys.cids)
-                        .arg(&keys.epoch)
+                        .arg(s.send.get_hash())
+                        .arg(6)
+                        .arg(&k.seq)
+                        .arg(&k.log)
+                        .arg(&k.cids)
+                        .arg(&k.epoch)
+                        .arg(&k.meta)
+                        .arg(&k.members)
                         .arg(&*p.from)
                         .arg(&*p.cid)
                         .arg(&p.text)
@@ -97,16 +150,56 @@ impl CmdThread {
                         .arg(channel(&p.room));
                 }
                 Command::History(h) => {
+                    let k = RoomKeys::new(&h.room);
                     let end = match h.before {
                         Some(b) => format!("({b}-0"),
                         None => "+".to_string(),
                     };
-                    pipe.cmd("XREVRANGE")
-                        .arg(RoomKeys::new(&h.room).log)
+                    pipe.cmd("EVALSHA")
+                        .arg(s.history.get_hash())
+                        .arg(3)
+                        .arg(&k.meta)
+                        .arg(&k.members)
+                        .arg(&k.log)
+                        .arg(&*h.user)
                         .arg(end)
-                        .arg("-")
-                        .arg("COUNT")
                         .arg(h.limit + 1);
+                }
+                Command::Create(c) => {
+                    let k = RoomKeys::new(&c.room);
+                    pipe.cmd("EVALSHA")
+                        .arg(s.create.get_hash())
+                        .arg(5)
+                        .arg(&k.meta)
+                        .arg(&k.members)
+                        .arg(&k.seq)
+                        .arg(keys::PUBLIC_ROOMS)
+                        .arg(keys::user_rooms(&c.user))
+                        .arg(&*c.user)
+                        .arg(if c.private { "1" } else { "0" })
+                        .arg(&*c.room);
+                }
+                Command::Invite(i) => {
+                    let k = RoomKeys::new(&i.room);
+                    pipe.cmd("EVALSHA")
+                        .arg(s.invite.get_hash())
+                        .arg(3)
+                        .arg(&k.meta)
+                        .arg(&k.members)
+                        .arg(keys::user_rooms(&i.user))
+                        .arg(&*i.by)
+                        .arg(&i.user)
+                        .arg(&*i.room);
+                }
+                Command::Rooms(r) => {
+                    pipe.cmd("SUNION")
+                        .arg(keys::PUBLIC_ROOMS)
+                        .arg(keys::user_rooms(&r.user));
+                }
+                Command::Typing(room, user) => {
+                    pipe.cmd("PUBLISH")
+                        .arg(channel(room))
+                        .arg(format!("T\n{user}"));
                 }
             }
         }
@@ -121,31 +214,37 @@ impl CmdThread {
     }
 
     fn answer(&mut self, command: Command, result: Option<RedisResult<Value>>) {
-        match (command, result) {
-            (Command::Publish(p), Some(Ok(value))) => match parse_sent(value) {
-                Some(seq) => {
+        let value = match result {
+            Some(Ok(value)) => Some(value),
+            Some(Err(e)) => {
+                log::warn!("redis: script failed: {e}");
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
+                    // Redis restarted under us or was flushed: reload.
+                    self.link.failed();
+                }
+                None
+            }
+            None => None,
+        };
+        match (command, value) {
+            (Command::Publish(p), Some(value)) => match int_at(&value, 0) {
+                Some(seq) if seq > 0 => {
                     let acked = Acked {
                         to: p.to,
                         room: p.room,
                         cid: p.cid,
-                        seq,
+                        seq: seq.unsigned_abs(),
                         id: p.id,
                     };
                     self.send(p.to.reactor, Event::Acked(Box::new(acked)));
                 }
-                None => self.unavailable(p.to, p.room, Some(p.cid), p.id),
+                Some(_) => self.fail(p.to, p.room, ErrorCode::Forbidden, Some(p.cid), p.id),
+                None => self.fail(p.to, p.room, ErrorCode::Unavailable, Some(p.cid), p.id),
             },
-            (Command::Publish(p), other) => {
-                if let Some(Err(e)) = other {
-                    log::warn!("redis: send script failed: {e}");
-                    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
-                        // Redis restarted under us or was flushed: reload.
-                        self.link.failed();
-                    }
-                }
-                self.unavailable(p.to, p.room, Some(p.cid), p.id);
+            (Command::History(h), Some(Value::Int(_))) => {
+                self.fail(h.to, h.room, ErrorCode::Forbidden, None, h.id)
             }
-            (Command::History(h), Some(Ok(value))) => {
+            (Command::History(h), Some(value)) => {
                 let mut entries = parse_entries(value);
                 let more = entries.len() > h.limit;
                 entries.truncate(h.limit);
@@ -160,21 +259,95 @@ impl CmdThread {
                 };
                 self.send(h.to.reactor, Event::History(Box::new(history)));
             }
-            (Command::History(h), _) => self.unavailable(h.to, h.room, None, h.id),
+            (Command::Create(c), Some(Value::Int(1))) => {
+                self.reply(c.to, wire::created(&c.room, c.private, c.id.as_ref()));
+            }
+            (Command::Create(c), Some(_)) => {
+                self.fail(c.to, c.room, ErrorCode::RoomExists, None, c.id)
+            }
+            (Command::Invite(i), Some(Value::Int(1))) => {
+                self.reply(i.to, wire::invited(&i.room, &i.user, i.id.as_ref()));
+            }
+            (Command::Invite(i), Some(_)) => {
+                self.fail(i.to, i.room, ErrorCode::Forbidden, None, i.id)
+            }
+            (Command::Rooms(r), Some(value)) => {
+                let names: Vec<String> = redis::from_redis_value(value).unwrap_or_default();
+                let list = self.describe(names, &r.user);
+                self.reply(r.to, wire::rooms(&list, r.id.as_ref()));
+            }
+            (Command::Typing(..), _) => {}
+            (Command::Publish(p), None) => {
+                self.fail(p.to, p.room, ErrorCode::Unavailable, Some(p.cid), p.id)
+            }
+            (Command::History(h), None) => {
+                self.fail(h.to, h.room, ErrorCode::Unavailable, None, h.id)
+            }
+            (Command::Create(c), None) => {
+                self.fail(c.to, c.room, ErrorCode::Unavailable, None, c.id)
+            }
+            (Command::Invite(i), None) => {
+                self.fail(i.to, i.room, ErrorCode::Unavailable, None, i.id)
+            }
+            (Command::Rooms(r), None) => {
+                self.fail(r.to, Arc::from(""), ErrorCode::Unavailable, None, r.id)
+            }
         }
     }
 
-    fn unavailable(
+    /// Privacy and online counts for a room list.
+    fn describe(&mut self, mut names: Vec<String>, _user: &str) -> Vec<RoomInfo> {
+        names.sort();
+        names.truncate(MAX_LISTED);
+        let mut pipe = redis::pipe();
+        for name in &names {
+            let k = RoomKeys::new(name);
+            pipe.cmd("HGET").arg(&k.meta).arg("private");
+            pipe.cmd("HKEYS").arg(&k.online);
+        }
+        let facts: Vec<(Option<String>, Vec<String>)> =
+            match self.link.run(|con| pipe.query::<Vec<Value>>(con)) {
+                Some(values) => values
+                    .chunks(2)
+                    .map(|pair| {
+                        let private = pair
+                            .first()
+                            .and_then(|v| redis::from_redis_value_ref(v).ok());
+                        let online = pair
+                            .get(1)
+                            .and_then(|v| redis::from_redis_value_ref(v).ok());
+                        (private, online.unwrap_or_default())
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+        names
+            .into_iter()
+            .zip(facts)
+            .map(|(room, (private, online))| RoomInfo {
+                room,
+                private: private.as_deref() == Some("1"),
+                online: keys::users_of(&online).len(),
+            })
+            .collect()
+    }
+
+    fn reply(&self, to: ConnRef, frame: Vec<u8>) {
+        self.send(to.reactor, Event::Reply(Box::new((to, frame))));
+    }
+
+    fn fail(
         &self,
-        to: crate::broker::ConnRef,
-        room: crate::broker::RoomName,
+        to: ConnRef,
+        room: RoomName,
+        code: ErrorCode,
         cid: Option<Box<str>>,
-        id: Option<crate::chat::request::ReqId>,
+        id: Option<ReqId>,
     ) {
         let reply = Reply {
             to,
             room,
-            code: ErrorCode::Unavailable,
+            code,
             cid,
             id,
         };
@@ -188,13 +361,13 @@ impl CmdThread {
     }
 }
 
-/// The seq from the send script's reply {seq, epoch, retry}.
-fn parse_sent(value: Value) -> Option<u64> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    match items.first()? {
-        Value::Int(seq) => u64::try_from(*seq).ok(),
+/// The integer at `i` of an array reply.
+fn int_at(value: &Value, i: usize) -> Option<i64> {
+    match value {
+        Value::Array(items) => match items.get(i)? {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        },
         _ => None,
     }
 }

@@ -18,13 +18,18 @@ mod cmd;
 mod entry;
 mod keys;
 pub mod link;
+mod presence;
+mod scripts;
 mod sub;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use super::{Broker, ConnRef, HistoryRequest, JoinRequest, PublishRequest, RoomName};
+use super::{
+    Broker, ConnRef, CreateRequest, HistoryRequest, InviteRequest, JoinRequest, PublishRequest,
+    RoomName, RoomsRequest,
+};
 use crate::auth::store::Revocations;
 use crate::chat::request::ReqId;
 use crate::chat::ErrorCode;
@@ -68,13 +73,16 @@ impl RedisBroker {
         let (commands, command_rx) = mpsc::sync_channel(options.max_pending);
         let (control, control_rx) = mpsc::channel();
         let cmd_up = Arc::new(AtomicBool::new(false));
+        let node: Arc<str> = crate::broker::random_id().into();
+        log::info!("redis: this node's presence id is {node}");
 
         let cmd = CmdThread {
-            link: Link::new(client.clone(), cmd::load_script),
+            link: Link::new(client.clone(), scripts::load),
             rx: command_rx,
             inboxes: inboxes.clone(),
             history_size: options.history_size,
             up: cmd_up.clone(),
+            node: node.clone(),
         };
         let sub = SubThread::new(
             client,
@@ -82,6 +90,7 @@ impl RedisBroker {
             inboxes.clone(),
             options.history_on_join,
             revoked,
+            node,
         );
         let broker = RedisBroker {
             commands,
@@ -132,6 +141,10 @@ impl RedisBroker {
         match code {
             (Command::Publish(p), code) => self.fail(p.to, p.room, code, Some(p.cid), p.id),
             (Command::History(h), code) => self.fail(h.to, h.room, code, None, h.id),
+            (Command::Create(c), code) => self.fail(c.to, c.room, code, None, c.id),
+            (Command::Invite(i), code) => self.fail(i.to, i.room, code, None, i.id),
+            (Command::Rooms(r), code) => self.fail(r.to, Arc::from(""), code, None, r.id),
+            (Command::Typing(..), _) => {}
         }
     }
 }
@@ -165,8 +178,29 @@ impl Broker for RedisBroker {
         let _ = self.control.send(Control::Join(req));
     }
 
-    fn leave(&self, room: &RoomName, reactor: usize) {
-        let _ = self.control.send(Control::Leave(room.clone(), reactor));
+    fn leave(&self, room: &RoomName, reactor: usize, user: &Arc<str>) {
+        let _ = self
+            .control
+            .send(Control::Leave(room.clone(), reactor, user.clone()));
+    }
+
+    fn create(&self, req: CreateRequest) {
+        self.submit(Command::Create(req));
+    }
+
+    fn invite(&self, req: InviteRequest) {
+        self.submit(Command::Invite(req));
+    }
+
+    fn rooms(&self, req: RoomsRequest) {
+        self.submit(Command::Rooms(req));
+    }
+
+    fn typing(&self, room: &RoomName, user: &Arc<str>) {
+        // Ephemeral: dropped when the queue is full, never an error.
+        let _ = self
+            .commands
+            .try_send(Command::Typing(room.clone(), user.clone()));
     }
 
     fn publish(&self, req: PublishRequest) {

@@ -25,8 +25,11 @@ use redis::{Client, PubSub, RedisResult, Value};
 use super::entry::{parse_entries, parse_published, Entry};
 use super::keys::{channel, room_of, RoomKeys};
 use super::link::{is_timeout, jitter, Link};
+use super::presence::Presence;
+use super::scripts;
 use crate::auth::store::{Revocations, REVOKED_CHANNEL, REVOKED_KEY};
 use crate::broker::{JoinRequest, RoomName};
+use crate::chat::wire;
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Event, Inbox, Joined, Reply};
 
@@ -36,7 +39,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
 pub enum Control {
     Join(JoinRequest),
-    Leave(RoomName, usize),
+    Leave(RoomName, usize, Arc<str>),
 }
 
 struct Room {
@@ -65,6 +68,7 @@ pub struct SubThread {
     pub reconnects: Arc<AtomicUsize>,
     /// Logged-out sessions, fed from the revocation channel.
     revoked: Arc<Revocations>,
+    presence: Presence,
     rooms: HashMap<RoomName, Room>,
 }
 
@@ -81,9 +85,11 @@ impl SubThread {
         inboxes: Vec<Arc<Inbox>>,
         history_on_join: usize,
         revoked: Arc<Revocations>,
+        node: Arc<str>,
     ) -> SubThread {
         SubThread {
             revoked,
+            presence: Presence::new(node),
             side: Link::new(client.clone(), |_| Ok(())),
             client,
             rx,
@@ -202,6 +208,7 @@ impl SubThread {
         channels.push(REVOKED_CHANNEL.to_string());
         pubsub.subscribe(channels)?;
         self.load_revoked();
+        self.presence.restore(&mut self.side);
         for name in names {
             self.catch_up(&name);
         }
@@ -220,11 +227,25 @@ impl SubThread {
                     }
                 }
             }
-            Control::Leave(room, reactor) => self.leave(&room, reactor, pubsub),
+            Control::Leave(room, reactor, user) => {
+                self.presence.exit(&mut self.side, &room, &user);
+                self.leave(&room, reactor, pubsub)
+            }
         }
     }
 
     fn join(&mut self, req: JoinRequest, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
+        match self.access(&req.room, &req.user) {
+            Some(true) => {}
+            Some(false) => {
+                self.refuse_with(req, ErrorCode::Forbidden);
+                return Ok(());
+            }
+            None => {
+                self.refuse(req);
+                return Ok(());
+            }
+        }
         if !self.rooms.contains_key(&req.room) {
             if let Err(e) = pubsub.subscribe(channel(&req.room)) {
                 self.refuse(req);
@@ -271,6 +292,11 @@ impl SubThread {
             self.refuse(req);
             return self.drop_if_unused(&name, Some(pubsub));
         };
+        let Some(online) = self.presence.enter(&mut self.side, &req.room, &req.user) else {
+            let name = req.room.clone();
+            self.refuse(req);
+            return self.drop_if_unused(&name, Some(pubsub));
+        };
         if let Some(room) = self.rooms.get_mut(&req.room) {
             if let Some(n) = room.interest.get_mut(req.to.reactor) {
                 *n += 1;
@@ -278,6 +304,8 @@ impl SubThread {
         }
         let joined = Joined {
             to: req.to,
+            user: req.user.clone(),
+            online,
             backlog: entries.iter().map(|e| e.frame(&req.room)).collect(),
             room: req.room,
             seq: delivered,
@@ -319,17 +347,69 @@ impl SubThread {
     }
 
     fn refuse(&self, req: JoinRequest) {
+        self.refuse_with(req, ErrorCode::Unavailable);
+    }
+
+    fn refuse_with(&self, req: JoinRequest, code: ErrorCode) {
         let reply = Reply {
             to: req.to,
             room: req.room,
-            code: ErrorCode::Unavailable,
+            code,
             cid: None,
             id: req.id,
         };
         self.send(reply.to.reactor, Event::JoinFailed(Box::new(reply)));
     }
 
+    /// Whether `user` may enter the room (`None`: Redis unreachable).
+    fn access(&mut self, room: &str, user: &str) -> Option<bool> {
+        let k = RoomKeys::new(room);
+        let mut call = scripts::all().access.prepare_invoke();
+        call.key(&k.meta)
+            .key(&k.members)
+            .key(super::keys::PUBLIC_ROOMS)
+            .arg(user)
+            .arg(room);
+        self.side.run(|con| call.invoke::<i64>(con)).map(|n| n == 1)
+    }
+
+    /// Presence ("P\n1\nuser") and typing ("T\nuser") notices: passed to
+    /// local members as they come, outside the room's sequence.
+    fn on_notice(&mut self, name: &str, payload: &[u8]) {
+        let Some((key, room)) = self.rooms.get_key_value(name) else {
+            return;
+        };
+        let text = String::from_utf8_lossy(payload);
+        let (frame, droppable, skip) = if let Some(rest) = text.strip_prefix("P\n") {
+            let Some((state, user)) = rest.split_once('\n') else {
+                return;
+            };
+            (
+                wire::presence(key, user, state == "1"),
+                false,
+                Some(Arc::from(user)),
+            )
+        } else if let Some(user) = text.strip_prefix("T\n") {
+            (wire::typing(key, user), true, Some(Arc::from(user)))
+        } else {
+            return;
+        };
+        for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
+            if *n > 0 {
+                inbox.push(Event::Broadcast {
+                    room: key.clone(),
+                    frame: frame.clone(),
+                    droppable,
+                    skip: skip.clone(),
+                });
+            }
+        }
+    }
+
     fn on_published(&mut self, name: &str, payload: &[u8]) {
+        if payload.starts_with(b"P\n") || payload.starts_with(b"T\n") {
+            return self.on_notice(name, payload);
+        }
         let Some(published) = parse_published(payload) else {
             log::debug!("redis: unparsable message on room {name}");
             return;

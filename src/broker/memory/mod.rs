@@ -1,0 +1,355 @@
+//! The embedded broker: rooms, sequence numbers, history, membership and
+//! presence in process memory, for a single node with nothing installed.
+//!
+//! Each room sits behind its own mutex. A publish assigns the seq, stores the
+//! encoded frame in the room's ring and queues a `Deliver` to every reactor
+//! with members, all under that one lock, so every reactor sees a room's
+//! messages in seq order and a `Joined` snapshot never overlaps or misses a
+//! live message. History is lost when the process exits; the epoch, fresh at
+//! every start, tells reconnecting clients so.
+
+mod room;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{
+    Broker, ConnRef, CreateRequest, HistoryRequest, InviteRequest, JoinRequest, PublishRequest,
+    RoomName, RoomsRequest,
+};
+use crate::chat::request::ReqId;
+use crate::chat::wire::{self, Frame, RoomInfo};
+use crate::chat::ErrorCode;
+use crate::reactor::inbox::{Acked, Event, History, Inbox, Joined, Reply};
+use room::Room;
+
+/// Sizes the embedded broker keeps to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Messages kept per room.
+    pub history_size: usize,
+    /// Messages replayed on a join without `since`.
+    pub history_on_join: usize,
+    /// Rooms held at once.
+    pub max_rooms: usize,
+}
+
+pub struct MemoryBroker {
+    rooms: Mutex<HashMap<RoomName, Arc<Mutex<Room>>>>,
+    inboxes: Vec<Arc<Inbox>>,
+    epoch: Arc<str>,
+    limits: Limits,
+}
+
+impl MemoryBroker {
+    pub fn new(inboxes: Vec<Arc<Inbox>>, limits: Limits) -> MemoryBroker {
+        MemoryBroker {
+            rooms: Mutex::new(HashMap::new()),
+            inboxes,
+            epoch: super::random_id().into(),
+            limits,
+        }
+    }
+
+    /// The room if it exists; `create` makes it unless there are too many.
+    fn room(&self, name: &RoomName, create: bool) -> Option<Arc<Mutex<Room>>> {
+        let mut rooms = lock(&self.rooms);
+        if let Some(room) = rooms.get(name) {
+            return Some(room.clone());
+        }
+        if !create || rooms.len() >= self.limits.max_rooms {
+            return None;
+        }
+        let room = Arc::new(Mutex::new(Room::new(self.inboxes.len())));
+        rooms.insert(name.clone(), room.clone());
+        Some(room)
+    }
+
+    fn reply(&self, to: ConnRef, event: Event) {
+        if let Some(inbox) = self.inboxes.get(to.reactor) {
+            inbox.push(event);
+        }
+    }
+
+    fn frame_to(&self, to: ConnRef, frame: Vec<u8>) {
+        self.reply(to, Event::Reply(Box::new((to, frame))));
+    }
+
+    fn fail(
+        &self,
+        to: ConnRef,
+        room: RoomName,
+        code: ErrorCode,
+        cid: Option<Box<str>>,
+        id: Option<ReqId>,
+    ) {
+        let reply = Reply {
+            to,
+            room,
+            code,
+            cid,
+            id,
+        };
+        self.reply(to, Event::Failed(Box::new(reply)));
+    }
+
+    /// Queues `frame` for every reactor with members in `room`.
+    fn broadcast(
+        &self,
+        room: &Room,
+        name: &RoomName,
+        frame: Frame,
+        droppable: bool,
+        skip: Option<Arc<str>>,
+    ) {
+        for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
+            if *n > 0 {
+                inbox.push(Event::Broadcast {
+                    room: name.clone(),
+                    frame: frame.clone(),
+                    droppable,
+                    skip: skip.clone(),
+                });
+            }
+        }
+    }
+}
+
+impl Broker for MemoryBroker {
+    fn join(&self, req: JoinRequest) {
+        let Some(room) = self.room(&req.room, true) else {
+            let reply = Reply {
+                to: req.to,
+                room: req.room,
+                code: ErrorCode::Overloaded,
+                cid: None,
+                id: req.id,
+            };
+            return self.reply(req.to, Event::JoinFailed(Box::new(reply)));
+        };
+        let mut room = lock(&room);
+        if !room.admits(&req.user) {
+            let reply = Reply {
+                to: req.to,
+                room: req.room,
+                code: ErrorCode::Forbidden,
+                cid: None,
+                id: req.id,
+            };
+            return self.reply(req.to, Event::JoinFailed(Box::new(reply)));
+        }
+        room.used = true;
+        if let Some(n) = room.interest.get_mut(req.to.reactor) {
+            *n += 1;
+        }
+        let came_online = room.enter(&req.user);
+        let same_epoch = req.epoch.as_deref().is_none_or(|e| *e == *self.epoch);
+        let since = req.since.filter(|_| same_epoch);
+        let (backlog, reset) = room.backlog(since, self.limits.history_on_join);
+        let joined = Joined {
+            to: req.to,
+            room: req.room.clone(),
+            user: req.user.clone(),
+            seq: room.last_seq,
+            epoch: self.epoch.clone(),
+            reset: reset || (req.since.is_some() && !same_epoch),
+            backlog,
+            online: room.online_users(),
+            id: req.id,
+        };
+        // Queued under the room lock: ordered before any later Deliver.
+        self.reply(req.to, Event::Joined(Box::new(joined)));
+        if came_online {
+            // Not to the user's own sockets: `joined` lists them already.
+            let frame = wire::presence(&req.room, &req.user, true);
+            self.broadcast(&room, &req.room, frame, false, Some(req.user.clone()));
+        }
+    }
+
+    fn leave(&self, name: &RoomName, reactor: usize, user: &Arc<str>) {
+        let Some(room) = self.room(name, false) else {
+            return;
+        };
+        let mut room = lock(&room);
+        if let Some(n) = room.interest.get_mut(reactor) {
+            *n = n.saturating_sub(1);
+        }
+        if room.exit(user) {
+            let frame = wire::presence(name, user, false);
+            self.broadcast(&room, name, frame, false, None);
+        }
+    }
+
+    fn publish(&self, req: PublishRequest) {
+        let Some(room) = self.room(&req.room, false) else {
+            return self.fail(
+                req.to,
+                req.room,
+                ErrorCode::NotJoined,
+                Some(req.cid),
+                req.id,
+            );
+        };
+        let mut room = lock(&room);
+        if !room.admits(&req.from) {
+            // Checked on every message, not only at join.
+            return self.fail(
+                req.to,
+                req.room,
+                ErrorCode::Forbidden,
+                Some(req.cid),
+                req.id,
+            );
+        }
+        if let Some(seq) = room.seq_of(&req.from, &req.cid) {
+            // A retry of a stored message: confirm it again, publish nothing.
+            let acked = Acked {
+                to: req.to,
+                room: req.room,
+                cid: req.cid,
+                seq,
+                id: req.id,
+            };
+            return self.reply(req.to, Event::Acked(Box::new(acked)));
+        }
+        let targets = || {
+            room.interest
+                .iter()
+                .zip(&self.inboxes)
+                .filter(|(n, _)| **n > 0)
+        };
+        if targets().any(|(_, inbox)| inbox.is_full()) {
+            return self.fail(
+                req.to,
+                req.room,
+                ErrorCode::Overloaded,
+                Some(req.cid),
+                req.id,
+            );
+        }
+
+        let seq = room.last_seq + 1;
+        let frame = wire::message(&req.room, seq, &req.from, &req.text, now_ms(), &req.cid);
+        for (_, inbox) in targets() {
+            inbox.push(Event::Deliver {
+                room: req.room.clone(),
+                frame: frame.clone(),
+            });
+        }
+        room.store(
+            seq,
+            frame,
+            req.from,
+            req.cid.clone(),
+            self.limits.history_size,
+        );
+        let acked = Acked {
+            to: req.to,
+            room: req.room,
+            cid: req.cid,
+            seq,
+            id: req.id,
+        };
+        self.reply(req.to, Event::Acked(Box::new(acked)));
+    }
+
+    fn history(&self, req: HistoryRequest) {
+        let Some(room) = self.room(&req.room, false) else {
+            return self.fail(req.to, req.room, ErrorCode::NotJoined, None, req.id);
+        };
+        let room = lock(&room);
+        if !room.admits(&req.user) {
+            return self.fail(req.to, req.room, ErrorCode::Forbidden, None, req.id);
+        }
+        let (messages, more) = room.page(req.before, req.limit);
+        let history = History {
+            to: req.to,
+            room: req.room,
+            messages,
+            more,
+            id: req.id,
+        };
+        self.reply(req.to, Event::History(Box::new(history)));
+    }
+
+    fn create(&self, req: CreateRequest) {
+        let Some(room) = self.room(&req.room, true) else {
+            return self.fail(req.to, req.room, ErrorCode::Overloaded, None, req.id);
+        };
+        let mut room = lock(&room);
+        if room.used {
+            return self.fail(req.to, req.room, ErrorCode::RoomExists, None, req.id);
+        }
+        room.used = true;
+        room.owner = Some(req.user.clone());
+        if req.private {
+            room.members = Some([req.user].into_iter().collect());
+        }
+        self.frame_to(
+            req.to,
+            wire::created(&req.room, req.private, req.id.as_ref()),
+        );
+    }
+
+    fn invite(&self, req: InviteRequest) {
+        let room = self.room(&req.room, false);
+        let mut room = room.as_ref().map(|r| lock(r));
+        let allowed = room
+            .as_ref()
+            .is_some_and(|r| r.members.is_some() && r.owner.as_deref() == Some(&*req.by));
+        match room
+            .as_mut()
+            .and_then(|r| r.members.as_mut())
+            .filter(|_| allowed)
+        {
+            Some(members) => {
+                members.insert(Arc::from(req.user.as_str()));
+                self.frame_to(req.to, wire::invited(&req.room, &req.user, req.id.as_ref()));
+            }
+            None => self.fail(req.to, req.room, ErrorCode::Forbidden, None, req.id),
+        }
+    }
+
+    fn rooms(&self, req: RoomsRequest) {
+        let rooms: Vec<(RoomName, Arc<Mutex<Room>>)> = lock(&self.rooms)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut list: Vec<RoomInfo> = rooms
+            .into_iter()
+            .filter_map(|(name, room)| {
+                let room = lock(&room);
+                (room.used && room.admits(&req.user)).then(|| RoomInfo {
+                    room: name.to_string(),
+                    private: room.members.is_some(),
+                    online: room.online.len(),
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.room.cmp(&b.room));
+        self.frame_to(req.to, wire::rooms(&list, req.id.as_ref()));
+    }
+
+    fn typing(&self, name: &RoomName, user: &Arc<str>) {
+        let Some(room) = self.room(name, false) else {
+            return;
+        };
+        let room = lock(&room);
+        if room.admits(user) {
+            let frame = wire::typing(name, user);
+            self.broadcast(&room, name, frame, true, Some(user.clone()));
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Milliseconds since the Unix epoch, for message timestamps.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

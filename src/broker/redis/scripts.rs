@@ -1,0 +1,45 @@
+//! The Lua scripts, loaded once per connection and called by hash.
+
+use std::sync::OnceLock;
+
+use redis::{Connection, RedisResult, Script};
+
+use super::keys;
+
+/// Every script the bridge threads call.
+pub struct Scripts {
+    pub send: Script,
+    pub access: Script,
+    pub history: Script,
+    pub create: Script,
+    pub invite: Script,
+    pub enter: Script,
+    pub exit: Script,
+    pub reap: Script,
+}
+
+pub fn all() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        send: Script::new(keys::SEND_SCRIPT),
+        access: Script::new(keys::ACCESS_SCRIPT),
+        history: Script::new(keys::HISTORY_SCRIPT),
+        create: Script::new(keys::CREATE_SCRIPT),
+        invite: Script::new(keys::INVITE_SCRIPT),
+        enter: Script::new(keys::ENTER_SCRIPT),
+        exit: Script::new(keys::EXIT_SCRIPT),
+        reap: Script::new(keys::REAP_SCRIPT),
+    })
+}
+
+/// Loads every script into a new connection, so pipelines can use
+/// EVALSHA without a NOSCRIPT round trip.
+pub fn load(con: &mut Connection) -> RedisResult<()> {
+    let s = all();
+    for script in [
+        &s.send, &s.access, &s.history, &s.create, &s.invite, &s.enter, &s.exit, &s.reap,
+    ] {
+        script.load(con)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Rooms beyond the basics: private rooms and invitations, the room list,
+//! presence (who is online, across tabs) and typing notices.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{recv_until, Client, Server};
+use serde_json::{json, Value};
+
+fn error_code(c: &mut Client) -> String {
+    recv_until(c, |v| v["type"] == "error")["code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn private_rooms_admit_invited_members_only() {
+    let server = Server::start(&[]);
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    let mut carol = server.client("carol");
+
+    alice.send(json!({"type":"create","room":"secret","private":true,"id":1}));
+    let created = alice.recv_type("created");
+    assert_eq!(
+        (created["room"].as_str(), created["private"].as_bool()),
+        (Some("secret"), Some(true))
+    );
+    alice.send(json!({"type":"create","room":"secret"}));
+    assert_eq!(error_code(&mut alice), "room_exists");
+
+    for req in [
+        json!({"type":"join","room":"secret"}),
+        json!({"type":"invite","room":"secret","user":"guest:carol"}),
+    ] {
+        bob.send(req.clone());
+        assert_eq!(error_code(&mut bob), "forbidden", "{req}");
+    }
+    alice.join("secret", None);
+    alice.send(json!({"type":"invite","room":"secret","user":"guest:bob"}));
+    assert_eq!(alice.recv_type("invited")["user"], "guest:bob");
+    let (joined, _) = bob.join("secret", None);
+    assert_eq!(joined["room"], "secret");
+    bob.say("secret", "thanks", "b1");
+    assert_eq!(alice.recv_type("message")["from"], "guest:bob");
+
+    carol.send(json!({"type":"join","room":"secret"}));
+    assert_eq!(
+        error_code(&mut carol),
+        "forbidden",
+        "still closed to others"
+    );
+
+    // The room list shows public rooms to all, private ones to members.
+    carol.join("lobby", None);
+    let list = |c: &mut Client| {
+        c.send(json!({"type":"rooms"}));
+        let v = c.recv_type("rooms");
+        v["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["room"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list(&mut carol), ["lobby"]);
+    assert_eq!(list(&mut bob), ["lobby", "secret"]);
+}
+
+#[test]
+fn presence_follows_users_not_tabs() {
+    let server = Server::start(&[]);
+    let mut alice = server.client("alice");
+    let (joined, _) = alice.join("p", None);
+    assert_eq!(joined["online"], json!(["guest:alice"]));
+
+    let mut bob1 = server.client("bob");
+    let (joined, _) = bob1.join("p", None);
+    assert_eq!(joined["online"], json!(["guest:alice", "guest:bob"]));
+    let seen = alice.recv_type("presence");
+    assert_eq!(
+        (seen["user"].as_str(), seen["online"].as_bool()),
+        (Some("guest:bob"), Some(true))
+    );
+
+    // A second tab is not news, and closing one of two is not either.
+    let mut bob2 = server.client("bob");
+    bob2.join("p", None);
+    drop(bob1);
+    bob2.say("p", "still here", "b2");
+    let next = recv_until(&mut alice, |v| {
+        v["type"] == "presence" || v["type"] == "message"
+    });
+    assert_eq!(
+        next["type"], "message",
+        "no presence change for a second tab: {next}"
+    );
+
+    drop(bob2);
+    let gone = alice.recv_type("presence");
+    assert_eq!(
+        (gone["user"].as_str(), gone["online"].as_bool()),
+        (Some("guest:bob"), Some(false))
+    );
+}
+
+#[test]
+fn typing_notices_reach_others_and_are_rate_limited() {
+    let server = Server::start(&[]);
+    let mut alice = server.client("alice");
+    let mut bob = server.client("bob");
+    alice.join("t", None);
+    bob.join("t", None);
+    alice.send(json!({"type":"typing","room":"t"}));
+    alice.send(json!({"type":"typing","room":"t"}));
+    let typing = bob.recv_type("typing");
+    assert_eq!(typing["user"], "guest:alice");
+    alice.say("t", "done", "a1");
+    // The second notice inside a second was dropped; the message is next.
+    let next = recv_until(&mut bob, |v: &Value| {
+        v["type"] == "typing" || v["type"] == "message"
+    });
+    assert_eq!(next["type"], "message");
+    // The typist does not hear about itself.
+    let own = recv_until(&mut alice, |v| v["type"] == "typing" || v["type"] == "ack");
+    assert_eq!(own["type"], "ack");
+    // After the interval, notices flow again.
+    let start = Instant::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    alice.send(json!({"type":"typing","room":"t"}));
+    assert_eq!(bob.recv_type("typing")["user"], "guest:alice");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    alice.send(json!({"type":"typing","room":"elsewhere"}));
+    assert_eq!(error_code(&mut alice), "not_joined");
+}
