@@ -168,6 +168,7 @@ impl Broker for MemoryBroker {
                 cid: key.1,
                 seq,
                 id: req.id,
+                at: req.at,
             };
             return self.reply(req.to, Event::Acked(Box::new(acked)));
         }
@@ -182,11 +183,13 @@ impl Broker for MemoryBroker {
         }
 
         let seq = room.last_seq + 1;
-        let frame = wire::message(&req.room, seq, &key.0, &req.text, now_ms(), &key.1);
+        let ts = now_ms();
+        let frame = wire::message(&req.room, seq, &key.0, &req.text, ts, &key.1);
         for (_, inbox) in targets() {
             inbox.push(Event::Deliver {
                 room: req.room.clone(),
                 frame: frame.clone(),
+                ts,
             });
         }
         room.store(seq, frame, key.0, key.1.clone(), self.limits.history_size);
@@ -196,6 +199,7 @@ impl Broker for MemoryBroker {
             cid: key.1,
             seq,
             id: req.id,
+            at: req.at,
         };
         self.reply(req.to, Event::Acked(Box::new(acked)));
     }

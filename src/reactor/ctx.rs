@@ -39,6 +39,9 @@ pub struct Clock {
     start: Instant,
     pub now: Instant,
     pub secs: u32,
+    /// Wall clock, ms since the Unix epoch, read once per pass: coarse,
+    /// but enough to compare with a message's `ts`.
+    pub wall_ms: u64,
 }
 
 impl Clock {
@@ -48,6 +51,7 @@ impl Clock {
             start: now,
             now,
             secs: 0,
+            wall_ms: crate::broker::memory::now_ms(),
         }
     }
 
@@ -55,6 +59,7 @@ impl Clock {
         self.now = Instant::now();
         let secs = self.now.duration_since(self.start).as_secs();
         self.secs = u32::try_from(secs).unwrap_or(u32::MAX);
+        self.wall_ms = crate::broker::memory::now_ms();
     }
 
     /// The coarse second `d` from now.

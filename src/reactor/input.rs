@@ -42,6 +42,7 @@ fn http_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, bytes: &[u8]) {
             Ok(None) => return,
             Err(e) => {
                 log::debug!("conn={}:{key} bad request head: {}", ctx.id, e.status);
+                ctx.stats.http_errors.count(e.status);
                 let mut response = Vec::new();
                 write_error(&mut response, e.status, e.reason, &[], false);
                 conn.out.push_vec(response);
@@ -168,6 +169,7 @@ pub fn start_close(key: usize, conn: &mut Conn, ctx: &mut Ctx, code: Option<u16>
         return;
     }
     retire_session(key, conn, ctx);
+    ctx.stats.closes.count(code.unwrap_or(close::NO_STATUS));
     let mut frame_out = Vec::with_capacity(2 + 2 + reason.len());
     match code {
         Some(code) => frame::write_close(&mut frame_out, code, reason),

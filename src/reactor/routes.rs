@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::conn::{ChatSession, Session};
 use super::ctx::Ctx;
 use super::outbuf::OutQueue;
+use super::probes;
 use crate::chat::names::is_valid_user;
 use crate::http::request::query_param;
 use crate::http::response::{write_error, write_response, write_switching_protocols};
@@ -42,11 +43,7 @@ pub fn handle(req: &Request, out: &mut OutQueue, ctx: &Ctx) -> Outcome {
         "/ws" => upgrade_chat(req, &mut buf),
         "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
         "/readyz" if readable => {
-            let (status, body) = if ctx.broker.is_ready() {
-                (200, "{\"ready\":true}")
-            } else {
-                (503, "{\"ready\":false,\"reason\":\"broker unavailable\"}")
-            };
+            let (status, body) = probes::ready(ctx);
             write_response(
                 &mut buf,
                 status,
@@ -59,13 +56,25 @@ pub fn handle(req: &Request, out: &mut OutQueue, ctx: &Ctx) -> Outcome {
             Outcome::Respond { keep_alive }
         }
         "/healthz" if readable => {
-            let body = health(ctx);
+            let (status, body) = probes::alive(ctx);
             write_response(
                 &mut buf,
-                200,
+                status,
                 "application/json",
                 &[("Cache-Control", "no-store")],
                 body.as_bytes(),
+                keep_alive,
+                head_only,
+            );
+            Outcome::Respond { keep_alive }
+        }
+        "/metrics" if readable => {
+            write_response(
+                &mut buf,
+                200,
+                crate::metrics::render::CONTENT_TYPE,
+                &[("Cache-Control", "no-store")],
+                probes::metrics(ctx).as_bytes(),
                 keep_alive,
                 head_only,
             );
@@ -91,13 +100,14 @@ pub fn handle(req: &Request, out: &mut OutQueue, ctx: &Ctx) -> Outcome {
                 Outcome::Respond { keep_alive }
             }
             Some(_) => not_allowed(&mut buf, keep_alive),
-            None if path == "/healthz" || path == "/readyz" => not_allowed(&mut buf, keep_alive),
+            None if probes::is_probe(path) => not_allowed(&mut buf, keep_alive),
             None => {
                 write_error(&mut buf, 404, "no such page", &[], keep_alive);
                 Outcome::Respond { keep_alive }
             }
         },
     };
+    probes::count_response(&buf, ctx);
     out.push_vec(buf);
     outcome
 }
@@ -153,12 +163,4 @@ fn refuse_upgrade(buf: &mut Vec<u8>, e: upgrade::UpgradeError) -> Outcome {
     };
     write_error(buf, e.status, e.reason, extra, false);
     Outcome::Respond { keep_alive: false }
-}
-
-fn health(ctx: &Ctx) -> String {
-    let connections = ctx.all_stats.sum(|r| &r.connections);
-    format!(
-        "{{\"status\":\"ok\",\"connections\":{connections},\"reactors\":{}}}",
-        ctx.all_stats.reactors.len()
-    )
 }

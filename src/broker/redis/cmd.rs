@@ -130,6 +130,7 @@ impl CmdThread {
                         cid: p.cid,
                         seq,
                         id: p.id,
+                        at: p.at,
                     };
                     self.send(p.to.reactor, Event::Acked(Box::new(acked)));
                 }
