@@ -118,3 +118,18 @@ impl Stats {
             .count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reactor_that_stops_sweeping_counts_as_stalled() {
+        let stats = Stats::new(2);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = crate::metrics::uptime_ms();
+        ReactorStats::set(&stats.reactors[0].heartbeat_ms, now);
+        assert_eq!(stats.stalled_reactors(10_000), 0);
+        assert_eq!(stats.stalled_reactors(10), 1, "reactor 1 never swept");
+    }
+}
