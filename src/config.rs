@@ -104,8 +104,17 @@ settings! {
     /// Events waiting for one reactor before new messages are refused with
     /// `overloaded` (backpressure instead of unbounded memory).
     max_reactor_queue: usize = 1_000_000, env "PARLEY_MAX_REACTOR_QUEUE";
-    /// Milliseconds between SIGTERM and a forced exit.
-    shutdown_timeout_ms: u64 = 5_000, env "PARLEY_SHUTDOWN_TIMEOUT_MS";
+    /// Milliseconds between SIGTERM (or SIGINT) and a forced exit; must
+    /// exceed drain_delay_ms + drain_window_ms by at least a second.
+    shutdown_timeout_ms: u64 = 20_000, env "PARLEY_SHUTDOWN_TIMEOUT_MS";
+    /// Milliseconds after SIGTERM (readiness already false) before the
+    /// listener stops accepting, for load balancers to notice.
+    drain_delay_ms: u64 = 2_000, env "PARLEY_DRAIN_DELAY_MS";
+    /// Milliseconds over which a drain closes connections (1012), each at
+    /// a random moment, so their reconnects are spread out.
+    drain_window_ms: u64 = 10_000, env "PARLEY_DRAIN_WINDOW_MS";
+    /// Milliseconds between canary messages (with Redis only); 0 disables.
+    canary_interval_ms: u64 = 2_000, env "PARLEY_CANARY_INTERVAL_MS";
     /// Redis URL (redis://HOST:PORT/DB) for the shared broker; empty means
     /// the embedded single-node broker.
     redis: String = String::new(), env "PARLEY_REDIS";
@@ -152,6 +161,10 @@ settings! {
     max_pending_handshakes: usize = 1024, env "PARLEY_MAX_PENDING_HANDSHAKES";
 }
 
+/// Milliseconds of the shutdown timeout left after a drain's window, for
+/// the last close handshakes (each lingers at most 3 s; most take one RTT).
+pub const DRAIN_MARGIN_MS: u64 = 1_000;
+
 /// A configuration problem, naming the key at fault.
 #[derive(Debug)]
 pub struct ConfigError(pub String);
@@ -168,7 +181,21 @@ impl std::error::Error for ConfigError {}
 pub fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
+    toml::from_str(&text).map_err(|e| {
+        let key = e.span().and_then(|span| key_at(&text, span.start));
+        let key = key.map(|k| format!("{k}: ")).unwrap_or_default();
+        ConfigError(format!("{key}{}: {e}", path.display()))
+    })
+}
+
+/// The key of the `key = value` line holding byte `at`, so an ill-typed
+/// value's error starts with its key like every other config error.
+fn key_at(text: &str, at: usize) -> Option<&str> {
+    let start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    let simple = key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    (simple && !key.is_empty()).then_some(key)
 }
 
 impl Config {
@@ -274,6 +301,9 @@ impl Config {
                 1,
                 1_000_000,
             ),
+            ("drain_delay_ms", self.drain_delay_ms, 0, 600_000),
+            ("drain_window_ms", self.drain_window_ms, 0, 3_600_000),
+            ("canary_interval_ms", self.canary_interval_ms, 0, 3_600_000),
         ];
         for &(key, value, min, max) in checks {
             if value < min || value > max {
@@ -281,6 +311,15 @@ impl Config {
                     "{key}: {value} is outside the allowed range {min}..={max}"
                 )));
             }
+        }
+        if self.shutdown_timeout_ms < self.drain_delay_ms + self.drain_window_ms + DRAIN_MARGIN_MS {
+            return Err(ConfigError(format!(
+                "shutdown_timeout_ms: {} leaves no room for the drain: it must \
+                 be at least drain_delay_ms + drain_window_ms + {DRAIN_MARGIN_MS} \
+                 (for the last closes to finish) = {}",
+                self.shutdown_timeout_ms,
+                self.drain_delay_ms + self.drain_window_ms + DRAIN_MARGIN_MS
+            )));
         }
         if !self.redis.is_empty() && !self.redis.starts_with("redis://") {
             return Err(ConfigError(format!(
@@ -398,6 +437,15 @@ mod tests {
     }
 
     #[test]
+    fn an_ill_typed_value_is_named() {
+        let path = std::env::temp_dir().join(format!("parley-cfg-{}.toml", std::process::id()));
+        std::fs::write(&path, "echo = false\nmax_text_bytes = \"x\"\n").unwrap();
+        let err = read_file(&path).unwrap_err().to_string();
+        let _ = std::fs::remove_file(&path);
+        assert!(err.starts_with("max_text_bytes: "), "{err}");
+    }
+
+    #[test]
     fn echo_needs_an_outbound_cap_above_the_message_limit() {
         let c = Config {
             echo: true,
@@ -406,6 +454,17 @@ mod tests {
         };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("max_outbound_bytes:"), "{err}");
+    }
+
+    #[test]
+    fn the_shutdown_timeout_must_fit_the_drain() {
+        let c = Config {
+            drain_delay_ms: 5_000,
+            drain_window_ms: 15_000,
+            ..Config::default()
+        };
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("shutdown_timeout_ms:"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The `parley` binary: read the configuration, start the server, and turn
-//! SIGINT/SIGTERM into a graceful shutdown (a second signal exits at once).
+//! SIGTERM into a drain and SIGINT into a quick graceful shutdown (a second
+//! signal exits at once). `check-config` and `print-config` inspect a
+//! configuration without starting anything.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -13,7 +15,7 @@ use parley::server::Server;
 
 /// A horizontally scalable live chat server.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
 struct Cli {
     /// Config file (TOML; see conf/parley.toml for every key).
     #[arg(long, env = "PARLEY_CONFIG")]
@@ -26,22 +28,62 @@ struct Cli {
     command: Option<Command>,
 }
 
-#[derive(clap::Subcommand)]
+#[derive(Subcommand)]
 enum Command {
-    /// Print a session token for USER, signed with the configured
-    /// session key (for scripts and the load tester).
+    /// Validate a config file and print "ok", or the error naming the key
+    /// (exit status 2); starts nothing.
+    CheckConfig {
+        /// The TOML file to check.
+        file: PathBuf,
+    },
+    /// Print the effective configuration (file, then PARLEY_* variables,
+    /// then flags) as TOML, with secrets redacted; starts nothing.
+    PrintConfig {
+        /// Config file (TOML).
+        #[arg(long, env = "PARLEY_CONFIG")]
+        config: Option<PathBuf>,
+
+        // Boxed: the flag table is large next to the other variant.
+        #[command(flatten)]
+        settings: Box<FlagSettings>,
+    },
+    /// Print a session token for USER, signed with the configured session
+    /// key (for scripts and the load tester); starts nothing.
     MintToken {
         user: String,
         /// Seconds the token stays valid.
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
+        /// Config file (TOML).
+        #[arg(long, env = "PARLEY_CONFIG")]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        settings: Box<FlagSettings>,
     },
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
-    let command = cli.command.take();
-    let config = match load(cli) {
+    let cli = Cli::parse();
+    let (config, settings) = match cli.command {
+        Some(Command::CheckConfig { file }) => return check_config(&file),
+        Some(Command::PrintConfig { config, settings }) => return print_config(config, *settings),
+        Some(Command::MintToken {
+            user,
+            ttl_secs,
+            config,
+            settings,
+        }) => {
+            return match load(config, *settings) {
+                Ok(config) => mint_token(&config, &user, ttl_secs),
+                Err(e) => {
+                    eprintln!("parley: configuration error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => (cli.config, cli.settings),
+    };
+    let config = match load(config, settings) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("parley: configuration error: {e}");
@@ -55,10 +97,7 @@ fn main() -> ExitCode {
     {
         eprintln!("parley: cannot start logging: {e}");
     }
-    match command {
-        None => run(config),
-        Some(Command::MintToken { user, ttl_secs }) => mint_token(&config, &user, ttl_secs),
-    }
+    run(config)
 }
 
 fn mint_token(config: &Config, user: &str, ttl_secs: u64) -> ExitCode {
@@ -83,14 +122,47 @@ fn mint_token(config: &Config, user: &str, ttl_secs: u64) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn load(cli: Cli) -> Result<Config, ConfigError> {
-    let file = match &cli.config {
+fn load(path: Option<PathBuf>, flags: FlagSettings) -> Result<Config, ConfigError> {
+    let file = match &path {
         Some(path) => config::read_file(path)?,
         None => FileSettings::default(),
     };
-    let config = Config::layered(file, cli.settings);
+    let config = Config::layered(file, flags);
     config.validate()?;
     Ok(config)
+}
+
+/// The file alone over the defaults: what it would start with.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let checked = config::read_file(path).and_then(|file| {
+        let config = Config::layered(file, FlagSettings::default());
+        config.validate()
+    });
+    match checked {
+        Ok(()) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("parley: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn print_config(path: Option<PathBuf>, flags: FlagSettings) -> ExitCode {
+    let shown = load(path, flags)
+        .and_then(|config| parley::print_config::to_toml(&config).map_err(ConfigError));
+    match shown {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("parley: configuration error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn run(config: Config) -> ExitCode {
@@ -130,8 +202,13 @@ fn run(config: Config) -> ExitCode {
                 log::warn!("second signal {signal}: exiting now");
                 std::process::exit(1);
             }
-            log::info!("signal {signal}: shutting down");
-            shutdown.shutdown();
+            if signal == SIGTERM {
+                log::info!("SIGTERM: draining");
+                shutdown.drain();
+            } else {
+                log::info!("signal {signal}: shutting down");
+                shutdown.shutdown();
+            }
         }
     });
     server.join();

@@ -15,10 +15,11 @@ use crate::auth::{Auth, AuthStats, Settings};
 use crate::broker::memory::{Limits, MemoryBroker};
 use crate::broker::redis::{Options, RedisBroker};
 use crate::broker::Broker;
+use crate::canary::{self, Canary};
 use crate::config::Config;
 use crate::reactor::inbox::{Event, Inbox};
 use crate::reactor::{listener, Reactor, Setup, Shared};
-use crate::stats::{ReactorStats, Stats};
+use crate::stats::Stats;
 
 pub struct Server {
     threads: Vec<JoinHandle<()>>,
@@ -35,16 +36,22 @@ impl Server {
         let setups = (0..count)
             .map(|_| Setup::new(config.max_reactor_queue))
             .collect::<io::Result<Vec<_>>>()?;
-        let inboxes: Vec<Arc<Inbox>> = setups.iter().map(|s| s.inbox.clone()).collect();
+        let mut inboxes: Vec<Arc<Inbox>> = setups.iter().map(|s| s.inbox.clone()).collect();
+        // The canary is one more inbox for the broker, after the reactors'.
+        let canary_setup = if canary_enabled(&config) {
+            Some(Setup::new(config.max_reactor_queue)?)
+        } else {
+            None
+        };
+        inboxes.extend(canary_setup.iter().map(|s| s.inbox.clone()));
         let revoked = Arc::new(Revocations::default());
         let broker = make_broker(&config, inboxes.clone(), revoked.clone())?;
         let auth = Arc::new(make_auth(&config, revoked)?);
         Pool::start(&auth, config.auth_workers, inboxes.clone())?;
-        let stats = Arc::new(Stats {
-            reactors: (0..count)
-                .map(|_| Arc::new(ReactorStats::default()))
-                .collect(),
-        });
+        let stats = Arc::new(Stats::new(count));
+        if let Some(setup) = canary_setup {
+            start_canary(setup, count, &config, &broker, &stats)?;
+        }
         let shared = Shared {
             config: Arc::new(config),
             broker,
@@ -81,6 +88,7 @@ impl Server {
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         ShutdownHandle {
             inboxes: self.inboxes.clone(),
+            stats: self.stats.clone(),
         }
     }
 
@@ -147,6 +155,33 @@ fn make_auth(config: &Config, revoked: Arc<Revocations>) -> io::Result<Auth> {
     })
 }
 
+/// The canary runs with Redis only, and can be turned off.
+fn canary_enabled(config: &Config) -> bool {
+    !config.redis.is_empty() && config.canary_interval_ms > 0
+}
+
+fn start_canary(
+    setup: Setup,
+    index: usize,
+    config: &Config,
+    broker: &Arc<dyn Broker>,
+    stats: &Arc<Stats>,
+) -> io::Result<()> {
+    let canary = Canary {
+        poll: setup.poll,
+        inbox: setup.inbox,
+        index,
+        broker: broker.clone(),
+        stats: stats.clone(),
+        interval: std::time::Duration::from_millis(config.canary_interval_ms),
+        node: canary::node_name(),
+    };
+    std::thread::Builder::new()
+        .name("canary".into())
+        .spawn(move || canary.run())
+        .map(drop)
+}
+
 /// The embedded broker, or the Redis one when a URL is configured.
 fn make_broker(
     config: &Config,
@@ -175,6 +210,7 @@ fn make_broker(
 #[derive(Clone)]
 pub struct ShutdownHandle {
     inboxes: Vec<Arc<Inbox>>,
+    stats: Arc<Stats>,
 }
 
 impl ShutdownHandle {
@@ -183,6 +219,18 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         for inbox in &self.inboxes {
             inbox.push(Event::Shutdown);
+        }
+    }
+
+    /// Starts a drain (see `drain.rs`): readiness false now, listeners
+    /// closed after `drain_delay_ms`, connections closed with 1012 over
+    /// `drain_window_ms`; reactors exit when their connections are gone.
+    pub fn drain(&self) {
+        self.stats
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for inbox in &self.inboxes {
+            inbox.push(Event::Drain);
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod redis;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::chat::request::ReqId;
 
@@ -57,6 +58,9 @@ pub struct PublishRequest {
     pub text: String,
     pub cid: Box<str>,
     pub id: Option<ReqId>,
+    /// When the reactor handed it over; comes back in `Acked` so the
+    /// publish latency can be measured where the ack lands.
+    pub at: Instant,
 }
 
 /// Fetch a page of history, newest last, strictly before `before`.
@@ -131,6 +135,11 @@ pub trait Broker: Send + Sync {
     /// Whether the broker can take messages now (its storage is reachable).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// Times the broker had to reconnect to its storage (for metrics).
+    fn reconnects(&self) -> u64 {
+        0
     }
 }
 

@@ -15,8 +15,9 @@ fn all_in(s: &str, max: usize, extra: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
-/// Room names: 1-64 of `A-Z a-z 0-9 _ - . :`, not starting with `_`
-/// (reserved for the server's own rooms).
+/// Room names: 1-64 of `A-Z a-z 0-9 _ - . :`, not starting with `_`:
+/// those are reserved for the server's own rooms (the canary's `_canary`),
+/// which clients must neither read nor write.
 pub fn is_valid_room(s: &str) -> bool {
     all_in(s, MAX_ROOM_NAME, b"_-.:") && !s.starts_with('_')
 }
@@ -43,11 +44,20 @@ mod tests {
     #[test]
     fn rooms() {
         let long = "r".repeat(MAX_ROOM_NAME);
-        for ok in ["lobby", "a", "team:dev-1.x_y", long.as_str()] {
+        for ok in ["lobby", "a", "team:dev-1.x_y", "a_", long.as_str()] {
             assert!(is_valid_room(ok), "{ok}");
         }
         let too_long = "r".repeat(MAX_ROOM_NAME + 1);
-        for bad in ["", "a b", "é", "a/b", "a\"", "_canary", too_long.as_str()] {
+        for bad in [
+            "",
+            "a b",
+            "é",
+            "a/b",
+            "a\"",
+            too_long.as_str(),
+            "_canary",
+            "_",
+        ] {
             assert!(!is_valid_room(bad), "{bad}");
         }
     }

@@ -92,6 +92,7 @@ pub fn on_text(
                 text: text.into_owned(),
                 cid: cid.into(),
                 id,
+                at: std::time::Instant::now(),
             });
         }
         Request::History {

@@ -44,6 +44,9 @@ pub struct Clock {
     start: Instant,
     pub now: Instant,
     pub secs: u32,
+    /// Wall clock, ms since the Unix epoch, read once per pass: coarse,
+    /// but enough to compare with a message's `ts`.
+    pub wall_ms: u64,
 }
 
 impl Clock {
@@ -53,6 +56,7 @@ impl Clock {
             start: now,
             now,
             secs: 0,
+            wall_ms: crate::broker::memory::now_ms(),
         }
     }
 
@@ -60,6 +64,7 @@ impl Clock {
         self.now = Instant::now();
         let secs = self.now.duration_since(self.start).as_secs();
         self.secs = u32::try_from(secs).unwrap_or(u32::MAX);
+        self.wall_ms = crate::broker::memory::now_ms();
     }
 
     /// Milliseconds since the reactor started, as of this pass.

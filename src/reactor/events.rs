@@ -18,10 +18,18 @@ use crate::ws::close;
 
 pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
     match event {
-        Event::Deliver { room, frame } => deliver(&room, frame, conns, ctx),
+        Event::Deliver { room, frame, ts } => {
+            let late_ms = ctx.clock.wall_ms.saturating_sub(ts);
+            ctx.stats
+                .fanout_latency
+                .observe_us(late_ms.saturating_mul(1000));
+            deliver(&room, frame, conns, ctx)
+        }
         Event::Joined(joined) => on_joined(*joined, conns, ctx),
         Event::JoinFailed(reply) => on_join_failed(*reply, conns, ctx),
         Event::Acked(a) => {
+            let took = a.at.elapsed();
+            ctx.stats.publish_latency.observe(took);
             let frame = wire::ack(&a.room, &a.cid, a.seq, a.id.as_ref());
             send(a.to, frame, conns, ctx);
         }
@@ -50,7 +58,7 @@ pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
                 ctx.mark_dirty(r.to.key, conn);
             }
         }
-        Event::Shutdown => {}
+        Event::Shutdown | Event::Drain => {}
     }
 }
 

@@ -19,8 +19,13 @@ use crate::chat::ErrorCode;
 /// Something for a reactor to do.
 #[derive(Debug)]
 pub enum Event {
-    /// A room message for every local member of `room`.
-    Deliver { room: RoomName, frame: Frame },
+    /// A room message for every local member of `room`; `ts` is the
+    /// message's timestamp (ms since the Unix epoch), for fan-out latency.
+    Deliver {
+        room: RoomName,
+        frame: Frame,
+        ts: u64,
+    },
     /// A join succeeded; membership starts with this event.
     Joined(Box<Joined>),
     /// A join was refused; the broker holds no membership for it.
@@ -50,6 +55,9 @@ pub enum Event {
     RoomReset { room: RoomName },
     /// Stop accepting, close every connection with 1001, exit.
     Shutdown,
+    /// Begin a drain (SIGTERM): stop accepting after `drain_delay_ms`,
+    /// then close connections with 1012 spread over `drain_window_ms`.
+    Drain,
 }
 
 #[derive(Debug)]
@@ -82,6 +90,8 @@ pub struct Acked {
     pub cid: Box<str>,
     pub seq: u64,
     pub id: Option<ReqId>,
+    /// The `at` of the publish request.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug)]

@@ -124,6 +124,7 @@ fn body_length(req: &Request, max: usize) -> Result<usize, (u16, &'static str)> 
 /// the input cannot be trusted.
 fn refuse(key: usize, conn: &mut Conn, ctx: &mut Ctx, status: u16, reason: &str) {
     log::debug!("conn={}:{key} refused: {status}", ctx.id);
+    ctx.stats.http_errors.count(status);
     let mut response = Vec::new();
     write_error(&mut response, status, reason, &[], false);
     conn.out.push_vec(response);
@@ -247,6 +248,7 @@ pub fn start_close(key: usize, conn: &mut Conn, ctx: &mut Ctx, code: Option<u16>
         return;
     }
     retire_session(key, conn, ctx);
+    ctx.stats.closes.count(code.unwrap_or(close::NO_STATUS));
     let mut frame_out = Vec::with_capacity(2 + 2 + reason.len());
     match code {
         Some(code) => frame::write_close(&mut frame_out, code, reason),

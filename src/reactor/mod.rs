@@ -23,6 +23,7 @@ mod events;
 mod input;
 mod io;
 mod outbuf;
+mod probes;
 mod routes;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use slab::Slab;
 use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
+use crate::drain::{self, Drain};
 use crate::stats::{ReactorStats, Stats};
 use conn::{Conn, Phase};
 use ctx::{Clock, Ctx};
@@ -107,6 +109,8 @@ pub struct Reactor {
     next_sweep: Instant,
     /// Set once shutdown begins: the time by which the loop ends anyway.
     shutdown_by: Option<Instant>,
+    /// Set by SIGTERM: the drain timeline this reactor follows.
+    drain: Option<Drain>,
 }
 
 impl Reactor {
@@ -150,6 +154,7 @@ impl Reactor {
             accept_pending: false,
             exhaustion_logged: false,
             shutdown_by: None,
+            drain: None,
         })
     }
 
@@ -340,7 +345,9 @@ impl Reactor {
         let secs = self.ctx.clock.secs;
         let interval = u32::try_from(self.ctx.config.ping_interval_secs).unwrap_or(u32::MAX);
         let timeout = u32::try_from(self.ctx.config.ping_timeout_secs).unwrap_or(u32::MAX);
+        let mut queued = 0;
         for (key, conn) in self.conns.iter_mut() {
+            queued += conn.out.len();
             let idle = secs.saturating_sub(conn.last_rx);
             match &conn.phase {
                 Phase::Http(http) if now >= http.deadline => self.ctx.mark_dead(key, conn),
@@ -366,8 +373,81 @@ impl Reactor {
                 _ => {}
             }
         }
+        self.publish_gauges(queued);
+        self.drain_step();
         self.flush_dirty();
         self.reap();
+    }
+
+    /// Gauges and the liveness heartbeat, once per sweep.
+    fn publish_gauges(&self, queued: usize) {
+        let stats = &self.ctx.stats;
+        ReactorStats::set(&stats.bytes_queued, queued as u64);
+        ReactorStats::set(&stats.rooms, self.ctx.rooms.len() as u64);
+        ReactorStats::set(&stats.heartbeat_ms, crate::metrics::uptime_ms());
+    }
+
+    /// SIGTERM: keep accepting for `drain_delay_ms`, then take turns
+    /// closing (see `drain.rs`); the loop ends when everyone is gone.
+    fn begin_drain(&mut self) {
+        if self.shutdown_by.is_some() {
+            return;
+        }
+        let config = &self.ctx.config;
+        let now = self.ctx.clock.now;
+        self.shutdown_by = Some(now + Duration::from_millis(config.shutdown_timeout_ms));
+        let seed = crate::metrics::uptime_ms() ^ ((self.ctx.id as u64) << 32) ^ 0x9e37_79b9;
+        self.drain = Some(Drain::new(
+            now,
+            Duration::from_millis(config.drain_delay_ms),
+            Duration::from_millis(config.drain_window_ms),
+            seed,
+        ));
+        log::debug!("reactor {} draining", self.ctx.id);
+        self.drain_step();
+    }
+
+    fn drain_step(&mut self) {
+        let now = self.ctx.clock.now;
+        if self
+            .drain
+            .as_ref()
+            .is_some_and(|d| d.should_stop_accepting(now))
+        {
+            self.stop_accepting();
+        }
+        let Some(drain) = &mut self.drain else {
+            return;
+        };
+        if drain.should_stop_accepting(now) {
+            let ws = self
+                .conns
+                .iter()
+                .filter(|(_, c)| matches!(c.phase, Phase::Ws(_)));
+            drain.plan(now, ws.map(|(key, c)| (key, c.gen)));
+        }
+        for turn in drain.take_due(now) {
+            if let Some(conn) = self.conns.get_mut(turn.key).filter(|c| c.gen == turn.gen) {
+                close_for_drain(turn.key, conn, &mut self.ctx, turn.retry_ms);
+            }
+        }
+        if drain.window_over(now) {
+            for (key, conn) in self.conns.iter_mut() {
+                match conn.phase {
+                    Phase::Ws(_) => close_for_drain(key, conn, &mut self.ctx, drain.retry_ms()),
+                    Phase::Http(_) => self.ctx.mark_dead(key, conn),
+                    Phase::Closing(_) => {}
+                }
+            }
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.accept_pending = false;
+        ReactorStats::set(&self.ctx.stats.accepting, 0);
     }
 
     fn begin_shutdown(&mut self) {
@@ -376,10 +456,7 @@ impl Reactor {
         }
         let grace = Duration::from_millis(self.ctx.config.shutdown_timeout_ms);
         self.shutdown_by = Some(self.ctx.clock.now + grace);
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        self.accept_pending = false;
+        self.stop_accepting();
         for (key, conn) in self.conns.iter_mut() {
             match conn.phase {
                 Phase::Ws(_) => input::start_close(
@@ -402,7 +479,9 @@ impl Reactor {
 
     fn finished(&self) -> bool {
         match self.shutdown_by {
-            Some(by) => self.conns.is_empty() || self.ctx.clock.now >= by,
+            Some(by) => {
+                (self.listener.is_none() && self.conns.is_empty()) || self.ctx.clock.now >= by
+            }
             None => false,
         }
     }
@@ -410,7 +489,20 @@ impl Reactor {
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Shutdown => self.begin_shutdown(),
+            Event::Drain => self.begin_drain(),
             other => events::apply(other, &mut self.conns, &mut self.ctx),
         }
     }
+}
+
+/// Closes a WebSocket with 1012 and the delay its client should wait.
+fn close_for_drain(key: usize, conn: &mut Conn, ctx: &mut Ctx, retry_ms: u64) {
+    let reason = drain::close_reason(retry_ms);
+    input::start_close(
+        key,
+        conn,
+        ctx,
+        Some(crate::ws::close::SERVICE_RESTART),
+        &reason,
+    );
 }

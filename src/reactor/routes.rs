@@ -10,6 +10,7 @@ use super::api;
 use super::conn::{ChatSession, Session};
 use super::ctx::Ctx;
 use super::outbuf::OutQueue;
+use super::probes;
 use crate::auth::limits::Bucket;
 use crate::auth::{Denied, Identity, SUBPROTOCOL};
 use crate::broker::ConnRef;
@@ -59,53 +60,34 @@ pub fn handle(
             path => page(req, path, &mut buf, ctx),
         }
     };
+    probes::count_response(&buf, ctx);
     out.push_vec(buf);
     outcome
 }
 
-/// Plain GET/HEAD resources: probes and the embedded web client.
+/// Plain GET/HEAD resources: probes, metrics and the embedded web client.
 fn page(req: &Request, path: &str, buf: &mut Vec<u8>, ctx: &Ctx) -> Outcome {
     let keep_alive = req.keep_alive;
     let head_only = req.method == Method::Head;
     let readable = matches!(req.method, Method::Get | Method::Head);
     let no_store = [("Cache-Control", "no-store")];
-    let known = matches!(path, "/healthz" | "/readyz") || web::find(path).is_some();
+    let known = probes::is_probe(path) || web::find(path).is_some();
+    let json = "application/json";
     if !known {
         write_error(buf, 404, "no such page", &[], keep_alive);
     } else if !readable {
-        write_error(
-            buf,
-            405,
-            "method not allowed",
-            &[("Allow", "GET, HEAD")],
-            keep_alive,
-        );
+        let allow = [("Allow", "GET, HEAD")];
+        write_error(buf, 405, "method not allowed", &allow, keep_alive);
     } else if path == "/healthz" {
-        let body = health(ctx);
-        write_response(
-            buf,
-            200,
-            "application/json",
-            &no_store,
-            body.as_bytes(),
-            keep_alive,
-            head_only,
-        );
+        let (status, body) = probes::alive(ctx);
+        write_response(buf, status, json, &no_store, body.as_bytes(), keep_alive, head_only);
     } else if path == "/readyz" {
-        let (status, body) = if ctx.broker.is_ready() {
-            (200, "{\"ready\":true}")
-        } else {
-            (503, "{\"ready\":false,\"reason\":\"broker unavailable\"}")
-        };
-        write_response(
-            buf,
-            status,
-            "application/json",
-            &no_store,
-            body.as_bytes(),
-            keep_alive,
-            head_only,
-        );
+        let (status, body) = probes::ready(ctx);
+        write_response(buf, status, json, &no_store, body.as_bytes(), keep_alive, head_only);
+    } else if path == "/metrics" {
+        let body = probes::metrics(ctx);
+        let kind = crate::metrics::render::CONTENT_TYPE;
+        write_response(buf, 200, kind, &no_store, body.as_bytes(), keep_alive, head_only);
     } else if let Some(asset) = web::find(path) {
         let headers = [
             ("Content-Security-Policy", web::CONTENT_SECURITY_POLICY),
@@ -113,15 +95,7 @@ fn page(req: &Request, path: &str, buf: &mut Vec<u8>, ctx: &Ctx) -> Outcome {
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "no-referrer"),
         ];
-        write_response(
-            buf,
-            200,
-            asset.content_type,
-            &headers,
-            asset.body,
-            keep_alive,
-            head_only,
-        );
+        write_response(buf, 200, asset.content_type, &headers, asset.body, keep_alive, head_only);
     }
     Outcome::Respond { keep_alive }
 }
@@ -198,14 +172,4 @@ fn refuse_upgrade(buf: &mut Vec<u8>, status: u16, reason: &str) -> Outcome {
     };
     write_error(buf, status, reason, extra, false);
     Outcome::Respond { keep_alive: false }
-}
-
-fn health(ctx: &Ctx) -> String {
-    let connections = ctx.all_stats.sum(|r| &r.connections);
-    format!(
-        "{{\"status\":\"ok\",\"connections\":{connections},\"reactors\":{},\
-         \"guests_allowed\":{}}}",
-        ctx.all_stats.reactors.len(),
-        ctx.auth.settings.allow_guests
-    )
 }

@@ -25,6 +25,9 @@ pub const TOO_BIG: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// Overloaded for now; the client may reconnect later.
 pub const TRY_AGAIN_LATER: u16 = 1013;
+/// Not sent: stands for "no code" where a close frame had none (§7.4.1);
+/// used as a metrics label only.
+pub const NO_STATUS: u16 = 1005;
 /// The service is restarting (or, here, a room's history was reset):
 /// reconnect.
 pub const SERVICE_RESTART: u16 = 1012;

@@ -113,6 +113,18 @@ impl Server {
         }
     }
 
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(start.elapsed() < WAIT, "server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -370,4 +382,66 @@ pub fn recv_until(c: &mut Client, mut pred: impl FnMut(&Value) -> bool) -> Value
             return v;
         }
     }
+}
+
+/// The body of `GET path` (one request on a fresh connection).
+pub fn get_body(addr: SocketAddr, path: &str) -> String {
+    let reply = http(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+    );
+    reply
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+/// The venv scripts/test.sh provisions with prometheus_client.
+pub const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/py/bin/python");
+
+const PARSE_METRICS: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join('%s="%s"' % kv for kv in sorted(s.labels.items()))
+        out["%s{%s}" % (s.name, labels)] = s.value
+print(json.dumps(out))
+"#;
+
+/// Parses a Prometheus text exposition with the reference Python client's
+/// parser; keys are `name{label="v",...}` with labels sorted. Fails the
+/// test if the parser is missing or rejects the text.
+pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    assert!(
+        std::path::Path::new(PYTHON).exists(),
+        "{PYTHON} is missing: run `bash scripts/test.sh packages` to install \
+         prometheus_client (the metrics parser these tests need)"
+    );
+    let mut child = Command::new(PYTHON)
+        .args(["-c", PARSE_METRICS])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the prometheus_client parser");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client rejected /metrics: {}\n--- text ---\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("parser output")
+}
+
+/// Scrapes and parses `/metrics` of `addr`.
+pub fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
+    parse_metrics(&get_body(addr, "/metrics"))
 }

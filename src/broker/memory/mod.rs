@@ -210,6 +210,7 @@ impl Broker for MemoryBroker {
                 cid: req.cid,
                 seq,
                 id: req.id,
+                at: req.at,
             };
             return self.reply(req.to, Event::Acked(Box::new(acked)));
         }
@@ -230,11 +231,13 @@ impl Broker for MemoryBroker {
         }
 
         let seq = room.last_seq + 1;
-        let frame = wire::message(&req.room, seq, &req.from, &req.text, now_ms(), &req.cid);
+        let ts = now_ms();
+        let frame = wire::message(&req.room, seq, &req.from, &req.text, ts, &req.cid);
         for (_, inbox) in targets() {
             inbox.push(Event::Deliver {
                 room: req.room.clone(),
                 frame: frame.clone(),
+                ts,
             });
         }
         room.store(
@@ -250,6 +253,7 @@ impl Broker for MemoryBroker {
             cid: req.cid,
             seq,
             id: req.id,
+            at: req.at,
         };
         self.reply(req.to, Event::Acked(Box::new(acked)));
     }

@@ -235,6 +235,7 @@ impl CmdThread {
                         cid: p.cid,
                         seq: seq.unsigned_abs(),
                         id: p.id,
+                        at: p.at,
                     };
                     self.send(p.to.reactor, Event::Acked(Box::new(acked)));
                 }

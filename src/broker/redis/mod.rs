@@ -107,11 +107,6 @@ impl RedisBroker {
         Ok(broker)
     }
 
-    /// Times the subscriber had to reconnect.
-    pub fn reconnects(&self) -> usize {
-        self.reconnects.load(Ordering::Relaxed)
-    }
-
     fn fail(
         &self,
         to: ConnRef,
@@ -222,5 +217,10 @@ impl Broker for RedisBroker {
 
     fn is_ready(&self) -> bool {
         self.sub_up.load(Ordering::Relaxed) && self.cmd_up.load(Ordering::Relaxed)
+    }
+
+    /// Times the subscriber had to reconnect.
+    fn reconnects(&self) -> u64 {
+        u64::try_from(self.reconnects.load(Ordering::Relaxed)).unwrap_or(u64::MAX)
     }
 }

@@ -523,6 +523,7 @@ impl SubThread {
                 inbox.push(Event::Deliver {
                     room: name.clone(),
                     frame: frame.clone(),
+                    ts: entry.ts,
                 });
             }
         }
