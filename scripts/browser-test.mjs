@@ -232,25 +232,37 @@ const browser = await chromium.launch({
   executablePath: CHROMIUM, args: ARGS, headless: true, timeout: 15_000,
 });
 
-const run36 = Date.now().toString(36);
+// Each run starts from an empty Redis, so these texts are unique in it.
 const PASSWORD = "correct horse battery";
-const hello = `hello from alice ${run36}`;
-const reply = `hi alice, bob here — how is the garden? ${run36}`;
-const nasty = `<script>alert(1)</script> and <img src=x onerror=alert(1)> ${run36}`;
-const long = `${"long".repeat(120)} ${run36}`;
+const hello = "Morning Bob! The tomatoes finally came up 🌱";
+const reply = "Hi Alice — great news. Did the basil survive the frost?";
+const nasty = "<script>alert(1)</script> and <img src=x onerror=alert(1)> stay text";
+const long = `Pasting a link: https://example.com/${"very-long-path".repeat(24)}`;
 const alice = await openPage({ width: 1280, height: 800 });
 const bob = await openPage({ width: 360, height: 740 });
 
 try {
   await check("login screen: labelled fields, no session yet", async () => {
     await alice.page.goto(base, { timeout: STEP_MS });
-    await alice.page.waitForSelector("body[data-view=auth]");
+    await alice.page.waitForSelector("body[data-view=auth]").catch((e) => {
+      throw new Error(alice.seen.problems.join(" | ") || e.message);
+    });
     for (const id of ["username", "password"]) {
       assert(await alice.page.isVisible(`label[for=${id}]`), `${id} has no label`);
     }
     assert(await alice.page.evaluate(() => document.activeElement?.id) === "username",
       "user name field not focused");
     await alice.page.screenshot({ path: join(SHOTS, "login.png") });
+  });
+
+  await check("the page is served with a Content-Security-Policy and cache headers", async () => {
+    for (const path of ["/", "/app.js", "/style.css"]) {
+      const res = await fetch(`${base}${path}`);
+      assert(res.ok, `${path}: ${res.status}`);
+      assert(/default-src 'self'/.test(res.headers.get("content-security-policy") || ""),
+        `${path}: no CSP`);
+      assert(res.headers.get("cache-control"), `${path}: no Cache-Control`);
+    }
   });
 
   await check("alice signs up, lands in #lobby, connected", async () => {
@@ -366,7 +378,7 @@ try {
 
   await check("a message in another room raises its unread count", async () => {
     await pickRoom(alice.page, "lobby");
-    const unread = `unread test ${run36}`;
+    const unread = "Just planted the sunflowers by the fence.";
     await say(bob.page, unread);
     await waitSent(bob.page, unread);
     const badge = alice.page.locator('#my-rooms .room-item[data-room="garden"] .badge');
@@ -413,7 +425,7 @@ try {
 
   await check("a refused message is marked failed; Retry resends the same cid", async () => {
     await joinRoom(alice.page, "scratch");
-    const tooLong = `${"x".repeat(5000)} ${run36}`; // over the default max_text_bytes
+    const tooLong = `too long ${"x".repeat(5000)}`; // over the default max_text_bytes
     await say(alice.page, tooLong);
     const li = msg(alice.page, tooLong);
     await li.and(alice.page.locator("[data-state=failed]")).waitFor();
@@ -443,8 +455,8 @@ try {
   });
 
   await check("server restart: reconnecting shown, then what was sent meanwhile arrives once", async () => {
-    const whileDownA = `alice wrote this while the server was down ${run36}`;
-    const whileDownB = `bob too, while it restarted ${run36}`;
+    const whileDownA = "Written while the server was down — still arrives once.";
+    const whileDownB = "Mine too: queued on my phone during the restart.";
     const joinsBefore = alice.seen.sent.filter((f) => f.type === "join").length;
     await server.stop();
     for (const p of [alice.page, bob.page]) {

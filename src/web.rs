@@ -35,6 +35,21 @@ const ASSETS: &[Asset] = &[
         body: include_bytes!("web/view.js"),
     },
     Asset {
+        path: "/state.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("web/state.js"),
+    },
+    Asset {
+        path: "/outbox.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("web/outbox.js"),
+    },
+    Asset {
+        path: "/rooms.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("web/rooms.js"),
+    },
+    Asset {
         path: "/style.css",
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("web/style.css"),

@@ -1,11 +1,14 @@
 // Parley web client: the entry point. Account screens (sign up, log in,
 // log out) against /api/, then the chat view wired to the connection
-// (conn.js), the protocol state (chat.js) and the DOM (view.js).
+// (conn.js), the protocol state (state.js, chat.js, outbox.js, rooms.js)
+// and the DOM (view.js).
 //
 // A module script, so it runs after the document is parsed. No build step:
 // the browser loads these files as they are, from the binary.
 import { Connection } from "./conn.js";
 import * as chat from "./chat.js";
+import { send } from "./outbox.js";
+import * as rooms from "./rooms.js";
 import * as view from "./view.js";
 
 const { $ } = view;
@@ -121,7 +124,8 @@ function startChat(username) {
   $("auth-view").hidden = true;
   $("chat-view").hidden = false;
   for (const id of ["status", "who", "logout"]) $(id).hidden = false;
-  $("me").textContent = me;
+  $("me").textContent = $("side-me").textContent = me;
+  $("avatar").textContent = me.slice(0, 1).toUpperCase();
   $("password").value = "";
 
   conn = new Connection({
@@ -131,10 +135,10 @@ function startChat(username) {
     onStatus: view.setStatus,
     onSessionEnded: () => endChat("Your session has ended. Please log in again."),
   });
-  chat.init(conn, me, saveRooms);
+  rooms.init(conn, me, saveRooms);
   const saved = loadRooms();
-  for (const name of saved.rooms) chat.openRoom(name);
-  chat.select(saved.rooms.includes(saved.active) ? saved.active : saved.rooms[0]);
+  for (const name of saved.rooms) rooms.openRoom(name);
+  rooms.select(saved.rooms.includes(saved.active) ? saved.active : saved.rooms[0]);
   setPane("room");
   conn.start();
   $("text").focus();
@@ -143,7 +147,7 @@ function startChat(username) {
 function endChat(notice) {
   conn?.stop();
   conn = null;
-  chat.reset();
+  rooms.reset();
   view.hideError();
   $("my-rooms").replaceChildren();
   $("messages")?.remove();
@@ -163,17 +167,17 @@ async function logout() {
 function loadRooms() {
   try {
     const saved = JSON.parse(localStorage.getItem(`parley.rooms.${me}`));
-    const rooms = saved.rooms.filter((r) => ROOM_RULE.test(r)).slice(0, 32);
-    if (rooms.length > 0) return { rooms, active: saved.active };
+    const names = saved.rooms.filter((r) => ROOM_RULE.test(r)).slice(0, 32);
+    if (names.length > 0) return { rooms: names, active: saved.active };
   } catch {
     // nothing saved, or not ours
   }
   return { rooms: [DEFAULT_ROOM], active: DEFAULT_ROOM };
 }
 
-function saveRooms(rooms, active) {
+function saveRooms(names, active) {
   try {
-    localStorage.setItem(`parley.rooms.${me}`, JSON.stringify({ rooms, active }));
+    localStorage.setItem(`parley.rooms.${me}`, JSON.stringify({ rooms: names, active }));
   } catch {
     // storage full or disabled: a reload starts from the lobby
   }
@@ -193,7 +197,7 @@ function submitJoin(ev) {
     view.showError("Room names are 1–64 letters, digits, _ - . or :");
     return input.focus();
   }
-  chat.openRoom(name, $("join-private").checked);
+  rooms.openRoom(name, $("join-private").checked);
   input.value = "";
   $("join-private").checked = false;
   setPane("room");
@@ -203,7 +207,7 @@ function submitJoin(ev) {
 function submitText() {
   const text = $("text").value;
   if (!text.trim()) return; // length limits are the server's to enforce
-  if (!chat.send(text)) return view.showError("Join a room first.");
+  if (!send(text)) return view.showError("Join a room first.");
   $("text").value = "";
   autosize();
 }
@@ -230,7 +234,7 @@ $("text").addEventListener("keydown", (ev) => {
 $("text").addEventListener("input", () => { autosize(); chat.typed(); });
 $("older").addEventListener("click", chat.loadOlder);
 $("log").addEventListener("scroll", () => { if ($("log").scrollTop < 60) chat.loadOlder(); });
-$("leave").addEventListener("click", () => chat.leave(document.body.dataset.room));
+$("leave").addEventListener("click", () => rooms.leave(document.body.dataset.room));
 $("invite-open").addEventListener("click", () => {
   $("invite-form").hidden = !$("invite-form").hidden;
   if (!$("invite-form").hidden) $("invite-user").focus();
@@ -239,7 +243,7 @@ $("invite-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   const user = $("invite-user").value.trim();
   if (!USER_RULE.test(user)) return view.showError(AUTH_ERRORS.invalid_username);
-  if (chat.invite(user)) $("invite-user").value = "";
+  if (rooms.invite(user)) $("invite-user").value = "";
 });
 $("rooms-toggle").addEventListener("click", () => {
   setPane(document.body.dataset.pane === "rooms" ? "room" : "rooms");
@@ -254,7 +258,7 @@ $("retry-now").addEventListener("click", () => conn?.retryNow());
 $("error-close").addEventListener("click", view.hideError);
 window.addEventListener("online", () => conn?.retryNow());
 window.addEventListener("offline", () => conn?.wentOffline());
-document.addEventListener("visibilitychange", () => { if (!document.hidden) chat.seen(); });
+document.addEventListener("visibilitychange", () => { if (!document.hidden) rooms.seen(); });
 
 // Start: an existing session (cookie) goes straight to the chat.
 try {

@@ -180,15 +180,22 @@ export function renderMyRooms(rooms, active, onPick) {
   document.title = unread > 0 ? `(${unread}) Parley` : "Parley";
 }
 
-/** list: [{room, members, private}] from the server, minus joined rooms. */
+/** A listed room's size: users online in it (or members, older shape). */
+export function roomCount(r) {
+  return Number(r.online ?? r.members) || 0;
+}
+
+/** list: [{room, private, online}] from the server, minus joined rooms. */
 export function renderPublicRooms(list, onJoin) {
   const items = list.map((r) => {
-    const members = Number(r.members) || 0;
+    const n = roomCount(r);
+    const what = r.online !== undefined ? "online" : "members";
     const button = h("button", {
       class: "room-item", type: "button", "data-room": r.room,
-      "aria-label": `Join ${r.room}, ${members} members`,
+      "aria-label": `Join ${r.room}, ${n} ${what}`, title: `${n} ${what}`,
     }, h("span", { class: "room-name", text: r.room }),
-    h("span", { class: "count", text: String(members) }));
+    h("span", { class: "count", text: String(n) }));
+    button.classList.toggle("private", Boolean(r.private));
     button.addEventListener("click", () => onJoin(r.room));
     return h("li", {}, button);
   });
