@@ -247,6 +247,7 @@ $("invite-form").addEventListener("submit", (ev) => {
 });
 $("rooms-toggle").addEventListener("click", () => {
   setPane(document.body.dataset.pane === "rooms" ? "room" : "rooms");
+  rooms.refreshSoon();
 });
 $("my-rooms").addEventListener("click", (ev) => {
   if (ev.target.closest(".room-item")) setPane("room");
@@ -257,6 +258,7 @@ $("public-rooms").addEventListener("click", (ev) => {
 $("retry-now").addEventListener("click", () => conn?.retryNow());
 $("error-close").addEventListener("click", view.hideError);
 window.addEventListener("online", () => conn?.retryNow());
+window.addEventListener("focus", rooms.refreshSoon);
 window.addEventListener("offline", () => conn?.wentOffline());
 document.addEventListener("visibilitychange", () => { if (!document.hidden) rooms.seen(); });
 

@@ -8,6 +8,8 @@ import { join } from "./chat.js";
 
 const { $ } = view;
 const ROOM_LIST_EVERY_MS = 30_000;
+// Least time between refreshes the user causes (focus, opening the list).
+const ROOM_LIST_SOON_MS = 5_000;
 
 export function init(conn, me, persist) {
   Object.assign(st, { conn, me, persist });
@@ -129,7 +131,14 @@ export function applyFeatures() {
 }
 
 export function requestRooms() {
-  if (features.rooms !== false) request({ type: "rooms" }, { kind: "rooms", feature: "rooms" });
+  if (features.rooms === false) return;
+  st.listAskedAt = Date.now();
+  request({ type: "rooms" }, { kind: "rooms", feature: "rooms" });
+}
+
+/** The user may be looking for rooms (invites arrive unannounced). */
+export function refreshSoon() {
+  if (st.conn?.isOpen && Date.now() - st.listAskedAt > ROOM_LIST_SOON_MS) requestRooms();
 }
 
 export function onRoomList(f) {

@@ -12,7 +12,7 @@ export const features = { rooms: null, create: null, invite: null, typing: null 
 
 export const st = {
   conn: null, me: "", persist: () => {}, rooms: new Map(), active: "",
-  pending: new Map(), publicList: [], lastTyping: 0, listTimer: 0,
+  pending: new Map(), publicList: [], lastTyping: 0, listTimer: 0, listAskedAt: 0,
 };
 
 export function newRoom(name, isPrivate) {

@@ -109,7 +109,7 @@ export function showList(room) {
     log.append(room.list);
   }
   log.setAttribute("aria-label", `Messages in ${room.name}`);
-  $("room-title").textContent = `#${room.name}`;
+  $("room-title").textContent = room.name;
   $("room-title").classList.toggle("private", room.private);
 }
 
