@@ -79,8 +79,27 @@ ensure_packages() {
     done
 }
 
+# Python tools the Rust tests call: prometheus_client's text parser checks
+# /metrics (tests/ops.rs). A venv under .tools/py, pinned, made once.
+prometheus_client_pin='prometheus-client==0.26.0'
+
+ensure_python_tools() {
+    local py=$root/.tools/py/bin/python
+    if [[ -x $py ]] && "$py" -c 'import prometheus_client' 2>/dev/null &&
+        "$py" -m pip show prometheus-client 2>/dev/null |
+        grep -qx "Version: ${prometheus_client_pin#*==}"; then
+        echo "python tools: $prometheus_client_pin already in .tools/py"
+        return 0
+    fi
+    echo "python tools: installing $prometheus_client_pin into .tools/py"
+    python3 -m venv "$root/.tools/py"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+        "$root/.tools/py/bin/pip" install --quiet "$prometheus_client_pin"
+}
+
 step_packages() {
     ensure_packages
+    ensure_python_tools
 }
 
 step_fmt() {

@@ -179,6 +179,7 @@ impl Canary {
                 self.broker.join(JoinRequest {
                     to: me,
                     room: room.clone(),
+                    user: Arc::from(self.node.as_str()),
                     since: None,
                     epoch: None,
                     id: None,

@@ -17,7 +17,9 @@ const SECRET_WORDS: [&str; 3] = ["secret", "key", "password"];
 pub fn to_toml(config: &Config) -> Result<String, String> {
     let mut table = toml::Table::try_from(config).map_err(|e| e.to_string())?;
     for (key, value) in table.iter_mut() {
-        if is_secret_key(key) && !is_empty(value) {
+        // Only strings hold secrets; `password_iterations` is a number.
+        let secret_string = matches!(value, toml::Value::String(_)) && !is_empty(value);
+        if is_secret_key(key) && secret_string {
             *value = toml::Value::String(REDACTED.into());
         } else if let toml::Value::String(s) = value {
             if s.contains("://") {

@@ -11,7 +11,7 @@ use crate::auth::limits::{Counter, KeyedLimiter, Rate};
 use crate::auth::pool::Pool;
 use crate::auth::store::{self, Revocations, UserStore};
 use crate::auth::token::Signer;
-use crate::auth::{Auth, AuthStats, Settings};
+use crate::auth::{Auth, Settings};
 use crate::broker::memory::{Limits, MemoryBroker};
 use crate::broker::redis::{Options, RedisBroker};
 use crate::broker::Broker;
@@ -46,9 +46,9 @@ impl Server {
         inboxes.extend(canary_setup.iter().map(|s| s.inbox.clone()));
         let revoked = Arc::new(Revocations::default());
         let broker = make_broker(&config, inboxes.clone(), revoked.clone())?;
-        let auth = Arc::new(make_auth(&config, revoked)?);
-        Pool::start(&auth, config.auth_workers, inboxes.clone())?;
         let stats = Arc::new(Stats::new(count));
+        let auth = Arc::new(make_auth(&config, revoked, stats.clone())?);
+        Pool::start(&auth, config.auth_workers, inboxes.clone())?;
         if let Some(setup) = canary_setup {
             start_canary(setup, count, &config, &broker, &stats)?;
         }
@@ -104,7 +104,7 @@ impl Server {
 
 /// Accounts, sessions and abuse limits, with users in Redis when the Redis
 /// broker is configured and in memory otherwise.
-fn make_auth(config: &Config, revoked: Arc<Revocations>) -> io::Result<Auth> {
+fn make_auth(config: &Config, revoked: Arc<Revocations>, stats: Arc<Stats>) -> io::Result<Auth> {
     let secret = match config
         .session_secret()
         .map_err(|e| io::Error::other(e.to_string()))?
@@ -151,7 +151,7 @@ fn make_auth(config: &Config, revoked: Arc<Revocations>) -> io::Result<Auth> {
         attempts_by_user: KeyedLimiter::new(per_minute(config.login_attempts_per_user)),
         conns_by_ip: Counter::new(config.max_conns_per_ip),
         conns_by_user: Counter::new(config.max_conns_per_user),
-        stats: AuthStats::default(),
+        stats,
     })
 }
 

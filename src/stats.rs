@@ -82,9 +82,9 @@ pub struct Stats {
     pub reactors: Vec<Arc<ReactorStats>>,
     /// Set at SIGTERM: readiness is false from then on.
     pub draining: AtomicBool,
-    /// Failed logins and bad tokens (fed by the accounts work).
+    /// Failed logins and bad tokens.
     pub auth_failures: AtomicU64,
-    /// Requests refused by a rate limit (fed by the accounts work).
+    /// Requests refused by a rate limit or connection cap.
     pub rate_limit_hits: AtomicU64,
     pub canary: CanaryStats,
 }

@@ -212,10 +212,10 @@ fn minted_tokens_work_until_they_expire() {
     let mint = |ttl: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_parley"))
             .args([
-                "--session-key",
-                TEST_KEY,
                 "mint-token",
                 "loadbot",
+                "--session-key",
+                TEST_KEY,
                 "--ttl-secs",
                 ttl,
             ])

@@ -300,7 +300,12 @@ fn the_canary_catches_a_silently_dead_subscriber() {
     let proxy = Proxy::start(redis.port);
     let via_proxy = format!("redis://127.0.0.1:{}/0", proxy.port);
     let canary = ["--canary-interval-ms", "200"];
-    let mut args = vec!["--redis", via_proxy.as_str()];
+    let mut args = vec![
+        "--redis",
+        via_proxy.as_str(),
+        "--session-key",
+        common::TEST_KEY,
+    ];
     args.extend_from_slice(&canary);
     let a = Server::start(&args);
     let b = Server::start_node(&redis, &canary);

@@ -160,7 +160,7 @@ fn unmasked_frames_are_a_protocol_error() {
 
 #[test]
 fn sigint_closes_clients_with_1001_and_exits_zero() {
-    let mut server = Server::start(&["--reactors", "2", "--shutdown-timeout-ms", "3000"]);
+    let mut server = Server::start(&["--reactors", "2"]);
     let mut clients: Vec<_> = (0..4).map(|i| server.client(&format!("u{i}"))).collect();
     for c in &mut clients {
         c.join("r", None);

@@ -78,6 +78,7 @@ fn print_config_layers_sources_and_redacts_secrets() {
     let path = temp_file(
         "print",
         "redis = \"redis://app:hunter2@db.internal:6379/0\"\n\
+         session_key = \"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\"\n\
          max_text_bytes = 100\nhistory_size = 70\nreactors = 3\n",
     );
     let (code, out, err) = parley(
@@ -93,6 +94,7 @@ fn print_config_layers_sources_and_redacts_secrets() {
     let _ = std::fs::remove_file(&path);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("hunter2"), "password leaked:\n{out}");
+    assert!(!out.contains("0e0f1011"), "session key leaked:\n{out}");
     let table: toml::Table = toml::from_str(&out).expect("print-config prints TOML");
     assert_eq!(
         table["redis"].as_str(),

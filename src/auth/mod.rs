@@ -18,7 +18,6 @@ pub mod store;
 pub mod token;
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -47,13 +46,6 @@ pub struct Settings {
     pub password_iterations: u32,
 }
 
-/// Counters for /metrics.
-#[derive(Debug, Default)]
-pub struct AuthStats {
-    pub failures: AtomicU64,
-    pub rate_limited: AtomicU64,
-}
-
 pub struct Auth {
     pub settings: Settings,
     pub signer: Signer,
@@ -64,7 +56,8 @@ pub struct Auth {
     pub attempts_by_user: KeyedLimiter<String>,
     pub conns_by_ip: Counter<IpAddr>,
     pub conns_by_user: Counter<Arc<str>>,
-    pub stats: AuthStats,
+    /// The process's counters (auth failures, rate-limit hits).
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 /// Who a WebSocket belongs to.

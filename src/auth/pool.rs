@@ -172,7 +172,7 @@ impl Worker {
         if !ok {
             self.auth
                 .stats
-                .failures
+                .auth_failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             log::debug!("login failed peer={}", c.peer);
             return (

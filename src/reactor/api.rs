@@ -137,7 +137,7 @@ fn credentials(
         .take(&peer)
         .and_then(|()| auth.attempts_by_user.take(&login.username));
     if let Err(wait) = limited {
-        ReactorStats::add(&auth.stats.rate_limited, 1);
+        ReactorStats::add(&auth.stats.rate_limit_hits, 1);
         let retry = wait.to_string();
         let e = error("rate_limited", "too many attempts; wait and retry");
         return respond(buf, 429, &e, &[("Retry-After", &retry)], keep_alive);

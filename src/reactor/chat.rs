@@ -30,7 +30,7 @@ pub fn on_text(
     ctx: &mut Ctx,
 ) -> Option<Ending> {
     if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
-        ReactorStats::add(&ctx.auth.stats.rate_limited, 1);
+        ReactorStats::add(&ctx.auth.stats.rate_limit_hits, 1);
         out.push_vec(wire::error(ErrorCode::RateLimited, None, None, None));
         return None;
     }

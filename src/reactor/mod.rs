@@ -274,7 +274,7 @@ impl Reactor {
         if self.ctx.handshakes >= self.ctx.config.max_pending_handshakes {
             // Shed load before spending memory on it: one best-effort
             // write, then close. Slowloris floods end here.
-            ReactorStats::add(&self.ctx.auth.stats.rate_limited, 1);
+            ReactorStats::add(&self.ctx.auth.stats.rate_limit_hits, 1);
             let _ = std::io::Write::write(&mut socket, SHED_RESPONSE);
             return;
         }

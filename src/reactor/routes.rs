@@ -80,14 +80,38 @@ fn page(req: &Request, path: &str, buf: &mut Vec<u8>, ctx: &Ctx) -> Outcome {
         write_error(buf, 405, "method not allowed", &allow, keep_alive);
     } else if path == "/healthz" {
         let (status, body) = probes::alive(ctx);
-        write_response(buf, status, json, &no_store, body.as_bytes(), keep_alive, head_only);
+        write_response(
+            buf,
+            status,
+            json,
+            &no_store,
+            body.as_bytes(),
+            keep_alive,
+            head_only,
+        );
     } else if path == "/readyz" {
         let (status, body) = probes::ready(ctx);
-        write_response(buf, status, json, &no_store, body.as_bytes(), keep_alive, head_only);
+        write_response(
+            buf,
+            status,
+            json,
+            &no_store,
+            body.as_bytes(),
+            keep_alive,
+            head_only,
+        );
     } else if path == "/metrics" {
         let body = probes::metrics(ctx);
         let kind = crate::metrics::render::CONTENT_TYPE;
-        write_response(buf, 200, kind, &no_store, body.as_bytes(), keep_alive, head_only);
+        write_response(
+            buf,
+            200,
+            kind,
+            &no_store,
+            body.as_bytes(),
+            keep_alive,
+            head_only,
+        );
     } else if let Some(asset) = web::find(path) {
         let headers = [
             ("Content-Security-Policy", web::CONTENT_SECURITY_POLICY),
@@ -95,7 +119,15 @@ fn page(req: &Request, path: &str, buf: &mut Vec<u8>, ctx: &Ctx) -> Outcome {
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "no-referrer"),
         ];
-        write_response(buf, 200, asset.content_type, &headers, asset.body, keep_alive, head_only);
+        write_response(
+            buf,
+            200,
+            asset.content_type,
+            &headers,
+            asset.body,
+            keep_alive,
+            head_only,
+        );
     }
     Outcome::Respond { keep_alive }
 }
@@ -123,18 +155,18 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
             }
         }
         Err(_) => {
-            ReactorStats::add(&auth.stats.failures, 1);
+            ReactorStats::add(&auth.stats.auth_failures, 1);
             return refuse_upgrade(buf, 401, "log in first (session cookie or bearer token)");
         }
     };
     let user: Arc<str> = Arc::from(identity.name());
     if !auth.conns_by_ip.acquire(&peer) {
-        ReactorStats::add(&auth.stats.rate_limited, 1);
+        ReactorStats::add(&auth.stats.rate_limit_hits, 1);
         return refuse_upgrade(buf, 429, "too many connections from this address");
     }
     if !auth.conns_by_user.acquire(&user) {
         auth.conns_by_ip.release(&peer);
-        ReactorStats::add(&auth.stats.rate_limited, 1);
+        ReactorStats::add(&auth.stats.rate_limit_hits, 1);
         return refuse_upgrade(buf, 429, "too many connections for this user");
     }
     let offered = req.ws_protocols.iter().any(|p| p == SUBPROTOCOL);

@@ -324,7 +324,8 @@ impl Broker for MemoryBroker {
             .into_iter()
             .filter_map(|(name, room)| {
                 let room = lock(&room);
-                (room.used && room.admits(&req.user)).then(|| RoomInfo {
+                let listed = room.used && !name.starts_with('_') && room.admits(&req.user);
+                listed.then(|| RoomInfo {
                     room: name.to_string(),
                     private: room.members.is_some(),
                     online: room.online.len(),

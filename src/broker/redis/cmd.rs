@@ -298,6 +298,8 @@ impl CmdThread {
 
     /// Privacy and online counts for a room list.
     fn describe(&mut self, mut names: Vec<String>, _user: &str) -> Vec<RoomInfo> {
+        // Rooms starting with `_` are the server's own (the canary's).
+        names.retain(|n| !n.starts_with('_'));
         names.sort();
         names.truncate(MAX_LISTED);
         let mut pipe = redis::pipe();
