@@ -187,6 +187,8 @@ write_node_args() {
         (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$run/session.key")
     fi
     args+=(--session-key-file "$run/session.key")
+    # nginx runs here: believe its X-Forwarded-For for per-IP limits.
+    args+=(--trusted-proxies 127.0.0.1)
     if [[ ${CLUSTER_ALLOW_GUESTS:-0} == 1 ]]; then
         args+=(--allow-guests)
     fi

@@ -154,6 +154,9 @@ settings! {
     max_conns_per_user: u32 = 32, env "PARLEY_MAX_CONNS_PER_USER";
     /// Sockets one IP address may have open on this node.
     max_conns_per_ip: u32 = 4096, env "PARLEY_MAX_CONNS_PER_IP";
+    /// Comma-separated proxy addresses (e.g. "127.0.0.1") whose
+    /// X-Forwarded-For is believed for per-IP limits; empty: none.
+    trusted_proxies: String = String::new(), env "PARLEY_TRUSTED_PROXIES";
     /// Largest HTTP request body, bytes (413 above).
     max_body_bytes: usize = 4096, env "PARLEY_MAX_BODY_BYTES";
     /// Connections per reactor still before their upgrade (or between
@@ -340,6 +343,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.proxies()?;
         if self.history_on_join > self.history_size {
             return Err(ConfigError(
                 "history_on_join: must not exceed history_size".into(),
@@ -393,6 +397,20 @@ impl Config {
         decode_hex_key(&text)
             .map(Some)
             .ok_or_else(|| ConfigError("session_key_file: must hold at least 64 hex digits".into()))
+    }
+
+    /// `trusted_proxies` as addresses; a bad entry names the key.
+    pub fn proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse().map_err(|_| {
+                    ConfigError(format!("trusted_proxies: {p:?} is not an IP address"))
+                })
+            })
+            .collect()
     }
 
     /// `allowed_origins` as a list.

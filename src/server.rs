@@ -142,6 +142,9 @@ fn make_auth(config: &Config, revoked: Arc<Revocations>, stats: Arc<Stats>) -> i
             cookie_secure: config.cookie_secure,
             allowed_origins: config.origins(),
             password_iterations: config.password_iterations,
+            trusted_proxies: config
+                .proxies()
+                .map_err(|e| io::Error::other(e.to_string()))?,
         },
         signer: Signer::new(&secret),
         revoked,

@@ -394,3 +394,35 @@ fn message_rate_and_connection_limits() {
     assert!(third.starts_with("HTTP/1.1 429"), "{third}");
     let _other = server.client("quiet");
 }
+
+/// Behind a proxy, per-IP limits count the client X-Forwarded-For names,
+/// but only when the proxy is trusted; otherwise the header is ignored
+/// (a client cannot spoof its way past the limit).
+#[test]
+fn per_ip_limits_believe_only_trusted_proxies() {
+    let upgrade_from = |addr: SocketAddr, ip: &str| {
+        let mut s = common::raw(addr);
+        let request = common::UPGRADE.replace(
+            "\r\n\r\n",
+            &format!("\r\nX-Forwarded-For: 10.9.8.7, {ip}\r\n\r\n"),
+        );
+        std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+        let head = common::read_head(&mut s);
+        (s, head)
+    };
+    let trusting = Server::start(&["--max-conns-per-ip", "1", "--trusted-proxies", "127.0.0.1"]);
+    let (_a, first) = upgrade_from(trusting.addr, "192.0.2.1");
+    let (_b, other) = upgrade_from(trusting.addr, "192.0.2.2");
+    let (_c, again) = upgrade_from(trusting.addr, "192.0.2.1");
+    assert!(
+        first.starts_with("HTTP/1.1 101") && other.starts_with("HTTP/1.1 101"),
+        "{first}{other}"
+    );
+    assert!(again.starts_with("HTTP/1.1 429"), "{again}");
+
+    let wary = Server::start(&["--max-conns-per-ip", "1"]);
+    let (_d, first) = upgrade_from(wary.addr, "192.0.2.1");
+    let (_e, spoofed) = upgrade_from(wary.addr, "192.0.2.2");
+    assert!(first.starts_with("HTTP/1.1 101"), "{first}");
+    assert!(spoofed.starts_with("HTTP/1.1 429"), "{spoofed}");
+}

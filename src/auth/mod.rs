@@ -44,6 +44,8 @@ pub struct Settings {
     /// Allowed `Origin` values; empty means "same origin as Host".
     pub allowed_origins: Vec<String>,
     pub password_iterations: u32,
+    /// Peers whose X-Forwarded-For names the client.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 pub struct Auth {
@@ -120,6 +122,12 @@ impl Auth {
             .any(|o| o.eq_ignore_ascii_case(origin))
     }
 
+    /// The client's address for per-IP limits: the peer, or what a
+    /// trusted proxy says in X-Forwarded-For.
+    pub fn client_ip(&self, req: &Request, peer: IpAddr) -> IpAddr {
+        client_ip(&self.settings.trusted_proxies, req, peer)
+    }
+
     /// A `Set-Cookie` value carrying `token`.
     pub fn cookie(&self, token: &str) -> String {
         let secure = if self.settings.cookie_secure {
@@ -166,6 +174,18 @@ pub fn credentials(req: &Request) -> Option<&str> {
     })
 }
 
+/// The client's address: `peer`, unless `peer` is a trusted proxy and the
+/// request carries a parsable X-Forwarded-For.
+pub fn client_ip(trusted: &[IpAddr], req: &Request, peer: IpAddr) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    req.forwarded_for
+        .as_deref()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(peer)
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -185,6 +205,19 @@ mod tests {
             max_headers: 32,
         };
         parser.parse(head.as_bytes(), &limits).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn x_forwarded_for_counts_from_trusted_proxies_only() {
+        let req = request("X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\n");
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let named: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(client_ip(&[proxy], &req, proxy), named);
+        assert_eq!(client_ip(&[], &req, proxy), proxy, "untrusted: ignored");
+        let bare = request("");
+        assert_eq!(client_ip(&[proxy], &bare, proxy), proxy);
+        let junk = request("X-Forwarded-For: not-an-ip\r\n");
+        assert_eq!(client_ip(&[proxy], &junk, proxy), proxy);
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct Request {
     /// Several Cookie lines are joined with "; ".
     pub cookie: Option<String>,
     pub authorization: Option<String>,
+    /// The last entry of X-Forwarded-For, as sent.
+    pub forwarded_for: Option<String>,
 }
 
 /// Connection options seen so far across all Connection lines.
@@ -121,6 +123,7 @@ impl Request {
             ws_protocols: Vec::new(),
             cookie: None,
             authorization: None,
+            forwarded_for: None,
         };
 
         let mut connection = ConnectionOptions::default();
@@ -177,6 +180,12 @@ impl Request {
             append_cookie(&mut self.cookie, value);
         } else if is("authorization") {
             set_once(&mut self.authorization, value, "repeated Authorization")?;
+        } else if is("x-forwarded-for") {
+            // Several lines form one list; the last entry is the address
+            // the nearest proxy saw (trusted only from a trusted proxy).
+            if let Some(last) = value.rsplit(',').next().map(str::trim) {
+                self.forwarded_for = Some(last.to_owned());
+            }
         }
         Ok(())
     }

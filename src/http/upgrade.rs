@@ -123,6 +123,7 @@ mod tests {
             ws_protocols: vec!["chat".into(), "superchat".into()],
             cookie: None,
             authorization: None,
+            forwarded_for: None,
         }
     }
 

@@ -41,7 +41,8 @@ pub fn handle(
     let keep_alive = req.keep_alive;
     let mut buf = Vec::new();
     let outcome = if req.path.starts_with("/api/") {
-        api::handle(req, body, peer, me, &mut buf, ctx)
+        let client = ctx.auth.client_ip(req, peer);
+        api::handle(req, body, client, me, &mut buf, ctx)
     } else {
         match req.path.as_str() {
             "/ws" | "/echo" if req.method != Method::Get => {
@@ -55,7 +56,10 @@ pub fn handle(
                 );
                 Outcome::Respond { keep_alive }
             }
-            "/ws" => upgrade_chat(req, peer, &mut buf, ctx),
+            "/ws" => {
+                let client = ctx.auth.client_ip(req, peer);
+                upgrade_chat(req, client, &mut buf, ctx)
+            }
             "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
             path => page(req, path, &mut buf, ctx),
         }
