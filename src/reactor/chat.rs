@@ -58,6 +58,9 @@ pub fn on_text(
                 return refuse(out, ErrorCode::TooManyRooms, id, &room, None);
             }
             let room: Arc<str> = Arc::from(&*room);
+            // Most sockets are in one room: grow by one, not by Vec's
+            // default of four slots, to keep idle sockets small.
+            chat.rooms.reserve_exact(1);
             chat.rooms.push(RoomSlot {
                 name: room.clone(),
                 state: SlotState::Joining,
