@@ -185,6 +185,34 @@ end
 return fields
 ";
 
+/// A join, in one call: checks that `user` may enter (registering a public
+/// room in the list) and marks them online through `node` as ENTER does.
+/// KEYS: meta, members, public rooms, online, node rooms.
+/// ARGV: user, room, node, channel. Returns {0} if refused, else {1}
+/// followed by the online fields (node|user).
+pub const JOIN_SCRIPT: &str = r"
+if redis.call('HGET', KEYS[1], 'private') == '1' then
+  if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return {0} end
+else
+  redis.call('SADD', KEYS[3], ARGV[2])
+end
+local fields = redis.call('HKEYS', KEYS[4])
+local seen = false
+local suffix = '|' .. ARGV[1]
+for _, f in ipairs(fields) do
+  if string.sub(f, -#suffix) == suffix then seen = true end
+end
+if redis.call('HSET', KEYS[4], ARGV[3] .. suffix, 1) == 1 then
+  table.insert(fields, ARGV[3] .. suffix)
+end
+redis.call('SADD', KEYS[5], ARGV[2])
+if not seen then
+  redis.call('PUBLISH', ARGV[4], 'P\n1\n' .. ARGV[1])
+end
+table.insert(fields, 1, 1)
+return fields
+";
+
 /// Takes `user` offline through `node`; announces them if no other node
 /// has them. KEYS: online. ARGV: node, user, channel.
 pub const EXIT_SCRIPT: &str = r"

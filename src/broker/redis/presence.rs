@@ -43,6 +43,16 @@ impl Presence {
         Some(keys::users_of(&fields).into_iter().map(Arc::from).collect())
     }
 
+    /// The node (this presence) as the scripts name it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Counts a socket in whose online entry a batched join script wrote.
+    pub fn count_in(&mut self, room: &RoomName, user: &Arc<str>) {
+        *self.local.entry((room.clone(), user.clone())).or_insert(0) += 1;
+    }
+
     /// Counts a socket of `user` out; the last one takes the user offline.
     pub fn exit(&mut self, link: &mut Link, room: &RoomName, user: &Arc<str>) {
         let key = (room.clone(), user.clone());

@@ -10,6 +10,7 @@ use super::keys;
 pub struct Scripts {
     pub send: Script,
     pub access: Script,
+    pub join: Script,
     pub history: Script,
     pub create: Script,
     pub invite: Script,
@@ -23,6 +24,7 @@ pub fn all() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         send: Script::new(keys::SEND_SCRIPT),
         access: Script::new(keys::ACCESS_SCRIPT),
+        join: Script::new(keys::JOIN_SCRIPT),
         history: Script::new(keys::HISTORY_SCRIPT),
         create: Script::new(keys::CREATE_SCRIPT),
         invite: Script::new(keys::INVITE_SCRIPT),
@@ -36,9 +38,10 @@ pub fn all() -> &'static Scripts {
 /// EVALSHA without a NOSCRIPT round trip.
 pub fn load(con: &mut Connection) -> RedisResult<()> {
     let s = all();
-    for script in [
-        &s.send, &s.access, &s.history, &s.create, &s.invite, &s.enter, &s.exit, &s.reap,
-    ] {
+    let all = [
+        &s.send, &s.access, &s.join, &s.history, &s.create, &s.invite, &s.enter, &s.exit, &s.reap,
+    ];
+    for script in all {
         script.load(con)?;
     }
     Ok(())

@@ -14,6 +14,8 @@
 //! lost its data: local members are told to reconnect (they then get
 //! `reset` on join) instead of being handed a silent gap.
 
+mod batch;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -90,7 +92,7 @@ impl SubThread {
         SubThread {
             revoked,
             presence: Presence::new(node),
-            side: Link::new(client.clone(), |_| Ok(())),
+            side: Link::new(client.clone(), scripts::load),
             client,
             rx,
             inboxes,
@@ -149,16 +151,30 @@ impl SubThread {
 
     fn serve(&mut self, pubsub: &mut PubSub<'_>) -> Exit {
         loop {
+            // Consecutive joins are served as one batch; a leave between
+            // them keeps its place in the order.
+            let mut joins = Vec::new();
             loop {
-                match self.rx.try_recv() {
-                    Ok(control) => {
-                        if self.control(control, Some(pubsub)).is_err() {
-                            return Exit::Reconnect;
-                        }
-                    }
+                let control = match self.rx.try_recv() {
+                    Ok(control) => control,
                     Err(std::sync::mpsc::TryRecvError::Empty) => break,
                     Err(std::sync::mpsc::TryRecvError::Disconnected) => return Exit::Shutdown,
+                };
+                let result = match control {
+                    Control::Join(req) => {
+                        joins.push(req);
+                        Ok(())
+                    }
+                    leave => self
+                        .join_batch(std::mem::take(&mut joins), pubsub)
+                        .and_then(|()| self.control(leave, Some(pubsub))),
+                };
+                if result.is_err() {
+                    return Exit::Reconnect;
                 }
+            }
+            if !joins.is_empty() && self.join_batch(joins, pubsub).is_err() {
+                return Exit::Reconnect;
             }
             self.retry_stalled();
             match pubsub.get_message() {
