@@ -99,8 +99,12 @@ settings! {
     max_text_bytes: usize = 4096, env "PARLEY_MAX_TEXT_BYTES";
     /// Rooms one connection may be in at once.
     max_rooms_per_conn: usize = 32, env "PARLEY_MAX_ROOMS_PER_CONN";
-    /// Rooms the embedded broker holds at once.
+    /// Rooms the embedded broker holds at once; past it, the least
+    /// recently used room nobody is in is forgotten.
     max_rooms: usize = 100_000, env "PARLEY_MAX_ROOMS";
+    /// Bytes of message history the embedded broker keeps in all rooms;
+    /// past it, idle rooms are forgotten, then the oldest messages.
+    max_history_bytes: usize = 256 * 1024 * 1024, env "PARLEY_MAX_HISTORY_BYTES";
     /// Events waiting for one reactor before new messages are refused with
     /// `overloaded` (backpressure instead of unbounded memory).
     max_reactor_queue: usize = 1_000_000, env "PARLEY_MAX_REACTOR_QUEUE";
@@ -162,6 +166,9 @@ settings! {
     /// Connections per reactor still before their upgrade (or between
     /// keep-alive requests); more are answered 503 and closed.
     max_pending_handshakes: usize = 1024, env "PARLEY_MAX_PENDING_HANDSHAKES";
+    /// Connections from one address before their upgrade, across the
+    /// node (not counted for trusted proxies); more are answered 503.
+    max_pending_per_ip: u32 = 64, env "PARLEY_MAX_PENDING_PER_IP";
 }
 
 /// Milliseconds of the shutdown timeout left after a drain's window, for
@@ -250,6 +257,12 @@ impl Config {
             ("max_text_bytes", u(self.max_text_bytes), 1, 1 << 20),
             ("max_rooms_per_conn", u(self.max_rooms_per_conn), 1, 10_000),
             ("max_rooms", u(self.max_rooms), 1, 100_000_000),
+            (
+                "max_history_bytes",
+                u(self.max_history_bytes),
+                1 << 16,
+                1 << 40,
+            ),
             ("max_reactor_queue", u(self.max_reactor_queue), 16, 1 << 32),
             (
                 "shutdown_timeout_ms",
@@ -298,6 +311,12 @@ impl Config {
                 10_000_000,
             ),
             ("max_body_bytes", u(self.max_body_bytes), 64, 1 << 20),
+            (
+                "max_pending_per_ip",
+                u64::from(self.max_pending_per_ip),
+                1,
+                1_000_000,
+            ),
             (
                 "max_pending_handshakes",
                 u(self.max_pending_handshakes),

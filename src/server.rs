@@ -154,6 +154,7 @@ fn make_auth(config: &Config, revoked: Arc<Revocations>, stats: Arc<Stats>) -> i
         attempts_by_user: KeyedLimiter::new(per_minute(config.login_attempts_per_user)),
         conns_by_ip: Counter::new(config.max_conns_per_ip),
         conns_by_user: Counter::new(config.max_conns_per_user),
+        pending_by_ip: Counter::new(config.max_pending_per_ip),
         stats,
     })
 }
@@ -196,6 +197,7 @@ fn make_broker(
             history_size: config.history_size,
             history_on_join: config.history_on_join,
             max_rooms: config.max_rooms,
+            max_history_bytes: config.max_history_bytes,
         };
         return Ok(Arc::new(MemoryBroker::new(inboxes, limits)));
     }

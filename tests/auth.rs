@@ -426,3 +426,88 @@ fn per_ip_limits_believe_only_trusted_proxies() {
     assert!(first.starts_with("HTTP/1.1 101"), "{first}");
     assert!(spoofed.starts_with("HTTP/1.1 429"), "{spoofed}");
 }
+
+/// A socket lives no longer than its session: log-out or expiry closes it
+/// (1008) within about a second, even if it stays silent.
+#[test]
+fn logging_out_or_expiry_ends_open_sockets() {
+    let server = Server::start_exact(&["--session-key", TEST_KEY]);
+    let a = server.addr;
+    let token = signup(a, "gina");
+    let bearer = format!("Bearer {token}");
+    let mut ws = connect(a, &[("Authorization", &bearer)]).unwrap();
+    send(&mut ws, json!({"type":"join","room":"r"}));
+    recv(&mut ws, "joined");
+    assert_eq!(
+        post(
+            a,
+            "/api/logout",
+            "",
+            &format!("Authorization: {bearer}\r\n")
+        )
+        .0,
+        204
+    );
+    let close = loop {
+        match ws.read().expect("a close frame") {
+            Message::Close(c) => break c.expect("with a code"),
+            _ => continue,
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008, "{close:?}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([
+            "mint-token",
+            "hal",
+            "--session-key",
+            TEST_KEY,
+            "--ttl-secs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    let short = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let mut ws = connect(a, &[("Authorization", &format!("Bearer {short}"))]).unwrap();
+    let start = std::time::Instant::now();
+    let close = loop {
+        match ws.read().expect("a close frame") {
+            Message::Close(c) => break c.expect("with a code"),
+            _ => continue,
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn user_names_are_case_insensitive() {
+    let server = Server::start_exact(&[]);
+    let a = server.addr;
+    signup(a, "Iris");
+    let (status, _, body) = post(a, "/api/signup", &creds("IRIS", "another password"), "");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("username_taken"))
+    );
+    let (status, _, body) = post(a, "/api/login", &creds("iRiS", "correct horse battery"), "");
+    assert_eq!((status, body["username"].as_str()), (200, Some("iris")));
+}
+
+/// Pings cost a request each on a chat socket; a ping flood is cut off.
+#[test]
+fn ping_floods_are_cut_off() {
+    let server = Server::start(&["--message-rate", "5"]);
+    let mut c = server.client("pinger");
+    for _ in 0..100 {
+        if c.ws.send(Message::Ping(vec![0u8; 125].into())).is_err() {
+            break;
+        }
+    }
+    let close = c.recv_close().expect("a close frame");
+    assert_eq!(u16::from(close.code), 1008);
+}

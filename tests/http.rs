@@ -194,3 +194,56 @@ fn pending_handshakes_are_capped() {
     let served = http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(served.starts_with("HTTP/1.1 200"), "{served}");
 }
+
+/// One address cannot hold all the handshake slots: past
+/// `max_pending_per_ip`, its next connection is refused while another
+/// address is still served (and so are the probes).
+#[test]
+fn pending_handshakes_are_capped_per_address() {
+    let server = Server::start(&["--max-pending-per-ip", "2"]);
+    let idle: Vec<_> = (0..2).map(|_| raw(server.addr)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let shed = http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other
+        .bind(
+            &"127.0.0.2:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    other.connect(&server.addr.into()).unwrap();
+    let mut other: std::net::TcpStream = other.into();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let served = read_response(&mut other);
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    drop(idle);
+}
+
+/// HEAD gets the head a GET would get, never a body, errors included.
+#[test]
+fn head_responses_carry_no_body() {
+    let server = Server::start(&[]);
+    for path in ["/nope", "/api/me", "/ws", "/healthz", "/"] {
+        let mut s = raw(server.addr);
+        s.write_all(
+            format!("HEAD {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        let text = String::from_utf8_lossy(&all);
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "{path}: body after the head:\n{text}"
+        );
+    }
+}

@@ -135,3 +135,43 @@ fn typing_notices_reach_others_and_are_rate_limited() {
     alice.send(json!({"type":"typing","room":"elsewhere"}));
     assert_eq!(error_code(&mut alice), "not_joined");
 }
+
+/// The embedded broker's memory is bounded: at `max_rooms`, the least
+/// recently used room nobody is in makes space (no lock-out), and stored
+/// history stays under `max_history_bytes`.
+#[test]
+fn idle_rooms_make_space_and_history_stays_in_budget() {
+    let server = Server::start(&["--max-rooms", "3", "--max-history-bytes", "65536"]);
+    let mut c = server.client("roamer");
+    for i in 0..10 {
+        let room = format!("r{i}");
+        let (joined, _) = c.join(&room, None);
+        assert_eq!(joined["room"], room.as_str(), "room {i} could be made");
+        c.send(json!({"type":"leave","room": room}));
+        c.recv_type("left");
+    }
+    // Three rooms in use: the fourth cannot evict any of them.
+    let mut holders: Vec<Client> = (0..3).map(|i| server.client(&format!("h{i}"))).collect();
+    for (i, h) in holders.iter_mut().enumerate() {
+        h.join(&format!("busy{i}"), None);
+    }
+    c.send(json!({"type":"join","room":"one-too-many"}));
+    assert_eq!(error_code(&mut c), "overloaded");
+
+    let text = "x".repeat(4000);
+    let h = &mut holders[0];
+    for i in 0..40 {
+        h.say("busy0", &text, &format!("c{i}"));
+        recv_until(h, |v| {
+            v["type"] == "ack" && v["cid"] == format!("c{i}").as_str()
+        });
+    }
+    h.send(json!({"type":"history","room":"busy0","limit":200}));
+    let page = h.recv_type("history");
+    let kept = page["messages"].as_array().unwrap().len();
+    assert!(
+        (5..=16).contains(&kept),
+        "64 KiB holds about 15 of these, kept {kept}"
+    );
+    assert_eq!(page["more"], false);
+}

@@ -21,26 +21,34 @@ pub struct Rate {
 }
 
 /// One token bucket. Time is passed in (milliseconds on any clock) so the
-/// caller can read the clock once for many buckets.
+/// caller can read the clock once for many buckets. Eight bytes: every
+/// socket holds one. The clock is kept modulo 2^32 ms (49 days); a bucket
+/// idle for longer refills as if less time had passed, which errs safe.
 #[derive(Debug, Clone, Copy)]
 pub struct Bucket {
     tokens: f32,
-    last_ms: u64,
+    last_ms: u32,
+}
+
+/// The low 32 bits of a millisecond clock.
+fn low32(ms: u64) -> u32 {
+    u32::try_from(ms & u64::from(u32::MAX)).unwrap_or(0)
 }
 
 impl Bucket {
     pub fn full(rate: Rate, now_ms: u64) -> Bucket {
         Bucket {
             tokens: rate.burst,
-            last_ms: now_ms,
+            last_ms: low32(now_ms),
         }
     }
 
     /// Takes a token if there is one.
     pub fn take(&mut self, rate: Rate, now_ms: u64) -> bool {
-        let elapsed = now_ms.saturating_sub(self.last_ms) as f32 / 1000.0;
+        let now = low32(now_ms);
+        let elapsed = now.wrapping_sub(self.last_ms) as f32 / 1000.0;
         self.tokens = (self.tokens + elapsed * rate.per_sec).min(rate.burst);
-        self.last_ms = now_ms;
+        self.last_ms = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -151,6 +159,23 @@ mod tests {
         assert!(b.take(rate, 500), "one token per 500 ms");
         assert!(b.take(rate, 10_000) && b.take(rate, 10_000) && b.take(rate, 10_000));
         assert!(!b.take(rate, 10_000), "refill stops at the burst");
+    }
+
+    #[test]
+    fn a_bucket_survives_its_clock_wrapping() {
+        let rate = Rate {
+            per_sec: 1.0,
+            burst: 1.0,
+        };
+        let before_wrap = u64::from(u32::MAX) - 100;
+        let mut b = Bucket::full(rate, before_wrap);
+        assert!(b.take(rate, before_wrap));
+        assert!(!b.take(rate, before_wrap + 500));
+        assert!(
+            b.take(rate, before_wrap + 1000),
+            "1 s later, across the wrap"
+        );
+        assert_eq!(std::mem::size_of::<Bucket>(), 8);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Auth {
     pub attempts_by_user: KeyedLimiter<String>,
     pub conns_by_ip: Counter<IpAddr>,
     pub conns_by_user: Counter<Arc<str>>,
+    /// Connections before their upgrade, per address.
+    pub pending_by_ip: Counter<IpAddr>,
     /// The process's counters (auth failures, rate-limit hits).
     pub stats: Arc<crate::stats::Stats>,
 }

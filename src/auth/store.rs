@@ -9,7 +9,7 @@
 //! subscriber thread feeds into its own set (see broker::redis::sub).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use crate::broker::redis::link::Link;
 
@@ -32,25 +32,29 @@ pub trait UserStore: Send + Sync {
 /// Revoked session ids with their expiry; entries past it are purged.
 #[derive(Default)]
 pub struct Revocations {
-    set: Mutex<HashMap<String, u64>>,
+    set: RwLock<HashMap<String, u64>>,
 }
 
 impl Revocations {
     pub fn insert(&self, sid: &str, expires: u64) {
-        lock(&self.set).insert(sid.to_string(), expires);
+        let mut set = self.set.write().unwrap_or_else(|p| p.into_inner());
+        set.insert(sid.to_string(), expires);
     }
 
+    /// Checked by every reactor on every chat request: a read lock.
     pub fn contains(&self, sid: &str) -> bool {
-        lock(&self.set).contains_key(sid)
+        let set = self.set.read().unwrap_or_else(|p| p.into_inner());
+        set.contains_key(sid)
     }
 
     /// Forgets revocations of tokens that have expired anyway.
     pub fn purge(&self, now: u64) {
-        lock(&self.set).retain(|_, expires| *expires > now);
+        let mut set = self.set.write().unwrap_or_else(|p| p.into_inner());
+        set.retain(|_, expires| *expires > now);
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.set).len()
+        self.set.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -162,7 +162,8 @@ fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> 
         "join" => Request::Join {
             room,
             since: raw.since,
-            epoch: raw.epoch,
+            // A room with no message yet has no epoch; "" means none.
+            epoch: raw.epoch.filter(|e| !e.is_empty()),
         },
         "leave" => Request::Leave { room },
         "typing" => Request::Typing { room },
@@ -239,6 +240,19 @@ mod tests {
                 room: "a".into(),
                 before: Some(9),
                 limit: Some(2)
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_epoch_means_none() {
+        let (req, _) = parse(r#"{"type":"join","room":"r","since":3,"epoch":""}"#, 10).unwrap();
+        assert_eq!(
+            req,
+            Request::Join {
+                room: "r".into(),
+                since: Some(3),
+                epoch: None
             }
         );
     }

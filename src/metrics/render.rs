@@ -319,6 +319,7 @@ mod tests {
                 history_size: 1,
                 history_on_join: 1,
                 max_rooms: 1,
+                max_history_bytes: 1 << 20,
             },
         );
         let text = render(&stats, &broker);

@@ -109,13 +109,16 @@ fn credentials(
     ctx: &Ctx,
 ) -> Outcome {
     let keep_alive = reply.keep_alive;
-    let Ok(login) = serde_json::from_slice::<Login>(body) else {
+    let Ok(mut login) = serde_json::from_slice::<Login>(body) else {
         let e = error(
             "bad_request",
             "send JSON {\"username\": ..., \"password\": ...}",
         );
         return respond(buf, 400, &e, &[], keep_alive);
     };
+    // User names are case-insensitive: "Alice" and "alice" are one
+    // account, stored and shown in lower case.
+    login.username.make_ascii_lowercase();
     if signup && !is_valid_user(&login.username) {
         let e = error(
             "invalid_username",

@@ -15,6 +15,7 @@ use crate::broker::{
 use crate::chat::request::{self, ReqId, Request};
 use crate::chat::{wire, ErrorCode};
 use crate::stats::ReactorStats;
+use crate::ws::close;
 
 /// At most one typing notice per socket per this many milliseconds.
 const TYPING_INTERVAL_MS: u64 = 1000;
@@ -29,6 +30,9 @@ pub fn on_text(
     out: &mut OutQueue,
     ctx: &mut Ctx,
 ) -> Option<Ending> {
+    if chat.has_ended(crate::auth::unix_now(), &ctx.auth.revoked) {
+        return Some(Ending::Fail(close::POLICY, "session ended; log in again"));
+    }
     if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
         ReactorStats::add(&ctx.auth.stats.rate_limit_hits, 1);
         out.push_vec(wire::error(ErrorCode::RateLimited, None, None, None));

@@ -50,7 +50,7 @@ pub struct HttpPhase {
     pub peer: IpAddr,
     pub parser: HeadParser,
     /// A parsed head whose body has not fully arrived: (head, head length).
-    pub pending: Option<(Request, usize)>,
+    pub pending: Option<Box<(Request, usize)>>,
     /// An auth worker is preparing the response; input waits in `buf`.
     pub waiting: bool,
     /// Bytes of the request(s) not yet consumed.
@@ -60,7 +60,9 @@ pub struct HttpPhase {
 }
 
 pub struct WsPhase {
-    pub decoder: Decoder,
+    /// Present only while a frame or message is partly received: an idle
+    /// socket should not carry the decoder's buffers and state.
+    pub decoder: Option<Box<Decoder>>,
     pub session: Session,
 }
 
@@ -81,6 +83,20 @@ pub struct ChatSession {
     pub budget: Bucket,
     /// Reactor clock (ms) before which typing notices are dropped.
     pub next_typing_ms: u64,
+    /// The session the socket was opened with (none for guests): a log-out
+    /// or its expiry ends the socket too.
+    pub sid: Option<Box<str>>,
+    /// Unix seconds the session ends at; 0 for guests.
+    pub expires: u64,
+}
+
+impl ChatSession {
+    /// Whether the session behind this socket has been logged out or has
+    /// expired at `now` (unix seconds).
+    pub fn has_ended(&self, now: u64, revoked: &crate::auth::store::Revocations) -> bool {
+        let expired = self.expires != 0 && now >= self.expires;
+        expired || self.sid.as_deref().is_some_and(|sid| revoked.contains(sid))
+    }
 }
 
 pub struct RoomSlot {
@@ -154,6 +170,6 @@ mod tests {
         // Every idle WebSocket costs one slab slot of this size; keep an eye
         // on it when adding fields.
         let size = std::mem::size_of::<Conn>();
-        assert!(size <= 256, "Conn grew to {size} bytes");
+        assert!(size <= 160, "Conn grew to {size} bytes");
     }
 }

@@ -97,6 +97,26 @@ impl Ctx {
         }
     }
 
+    /// A connection enters the HTTP phase; false if its address already
+    /// has `max_pending_per_ip` handshakes pending (a trusted proxy is not
+    /// limited: its clients are told apart only after the head).
+    pub fn enter_http(&mut self, peer: std::net::IpAddr) -> bool {
+        let proxy = self.auth.settings.trusted_proxies.contains(&peer);
+        if !proxy && !self.auth.pending_by_ip.acquire(&peer) {
+            return false;
+        }
+        self.handshakes += 1;
+        true
+    }
+
+    /// A connection leaves the HTTP phase (upgraded, closing or gone).
+    pub fn leave_http(&mut self, peer: std::net::IpAddr) {
+        self.handshakes = self.handshakes.saturating_sub(1);
+        if !self.auth.settings.trusted_proxies.contains(&peer) {
+            self.auth.pending_by_ip.release(&peer);
+        }
+    }
+
     /// Lists `conn` for this pass's flush if it is not listed yet.
     pub fn mark_dirty(&mut self, key: usize, conn: &mut Conn) {
         if !conn.dirty && !conn.dead {

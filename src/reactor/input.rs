@@ -56,7 +56,7 @@ pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
     };
     while !http.waiting {
         let parsed = match http.pending.take() {
-            Some(pending) => Ok(Some(pending)),
+            Some(pending) => Ok(Some(*pending)),
             None => http
                 .parser
                 .parse(&http.buf, &limits)
@@ -73,7 +73,7 @@ pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
         };
         let end = head_len.saturating_add(body_len);
         let Some(body) = http.buf.get(head_len..end) else {
-            http.pending = Some((req, head_len));
+            http.pending = Some(Box::new((req, head_len)));
             return;
         };
         let outcome = routes::handle(&req, body, http.peer, me, &mut conn.out, ctx);
@@ -85,9 +85,9 @@ pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
             }
             routes::Outcome::Upgrade(session) => {
                 let mut rest = http.buf.split_off(end);
-                ctx.handshakes = ctx.handshakes.saturating_sub(1);
+                ctx.leave_http(http.peer);
                 conn.phase = Phase::Ws(WsPhase {
-                    decoder: Decoder::new(ctx.config.max_message_bytes),
+                    decoder: None,
                     session,
                 });
                 log::debug!("conn={}:{key} upgraded", ctx.id);
@@ -168,6 +168,10 @@ fn ws_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, input: &mut [u8]) {
     let Phase::Ws(ws) = &mut conn.phase else {
         return;
     };
+    let max = ctx.config.max_message_bytes;
+    let decoder = ws
+        .decoder
+        .get_or_insert_with(|| Box::new(Decoder::new(max)));
     let mut pos = 0;
     let mut ending = None;
     while ending.is_none() {
@@ -177,7 +181,7 @@ fn ws_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, input: &mut [u8]) {
         if rest.is_empty() {
             break;
         }
-        match ws.decoder.decode(rest) {
+        match decoder.decode(rest) {
             Ok(decoded) => {
                 pos += decoded.consumed;
                 let Some(message) = decoded.message else {
@@ -196,8 +200,9 @@ fn ws_bytes(key: usize, conn: &mut Conn, ctx: &mut Ctx, input: &mut [u8]) {
             }
         }
     }
-    if ws.decoder.is_idle() {
-        ws.decoder.release_buffers();
+    if decoder.is_idle() {
+        // Between messages a socket keeps no decoder at all.
+        ws.decoder = None;
     }
     match ending {
         Some(Ending::Echo(code)) => start_close(key, conn, ctx, code, ""),
@@ -213,6 +218,13 @@ fn on_message(
     me: crate::broker::ConnRef,
     ctx: &mut Ctx,
 ) -> Option<Ending> {
+    if let (Message::Ping(_), Session::Chat(chat)) = (&message, &mut *session) {
+        // Pings cost a request each on chat sockets: a ping flood is cut
+        // off like a message flood, not answered forever.
+        if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
+            return Some(Ending::Fail(close::POLICY, "too many pings"));
+        }
+    }
     let mut frame_out = Vec::new();
     match (message, session) {
         (Message::Ping(payload), _) => frame::write_frame(&mut frame_out, Opcode::Pong, payload),
@@ -287,8 +299,8 @@ pub fn cut_off(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
 
 /// Moves to `Closing` once whatever is queued has been written.
 fn start_linger(conn: &mut Conn, ctx: &mut Ctx) {
-    if matches!(conn.phase, Phase::Http(_)) {
-        ctx.handshakes = ctx.handshakes.saturating_sub(1);
+    if let Phase::Http(http) = &conn.phase {
+        ctx.leave_http(http.peer);
     }
     conn.phase = Phase::Closing(Closing {
         deadline: ctx.clock.secs_after(CLOSE_LINGER),

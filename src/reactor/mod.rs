@@ -107,6 +107,8 @@ pub struct Reactor {
     /// The EMFILE warning was logged for the current episode.
     exhaustion_logged: bool,
     next_sweep: Instant,
+    /// Sweeps so far, to run some checks less often than every sweep.
+    sweeps: u64,
     /// Set once shutdown begins: the time by which the loop ends anyway.
     shutdown_by: Option<Instant>,
     /// Set by SIGTERM: the drain timeline this reactor follows.
@@ -129,6 +131,7 @@ impl Reactor {
         let clock = Clock::new();
         Ok(Reactor {
             next_sweep: clock.now + SWEEP_EVERY,
+            sweeps: 0,
             poll: setup.poll,
             listener: Some(listener),
             conns: Slab::new(),
@@ -271,7 +274,9 @@ impl Reactor {
                 self.ctx.id
             );
         }
-        if self.ctx.handshakes >= self.ctx.config.max_pending_handshakes {
+        if self.ctx.handshakes >= self.ctx.config.max_pending_handshakes
+            || !self.ctx.enter_http(peer.ip())
+        {
             // Shed load before spending memory on it: one best-effort
             // write, then close. Slowloris floods end here.
             ReactorStats::add(&self.ctx.auth.stats.rate_limit_hits, 1);
@@ -286,12 +291,12 @@ impl Reactor {
             .register(&mut socket, Token(key), Interest::READABLE)
         {
             log::warn!("reactor {}: register failed: {e}", self.ctx.id);
+            self.ctx.leave_http(peer.ip());
             return;
         }
         self.next_gen = self.next_gen.wrapping_add(1);
         let deadline =
             self.ctx.clock.now + Duration::from_millis(self.ctx.config.handshake_timeout_ms);
-        self.ctx.handshakes += 1;
         entry.insert(Conn::new(
             socket,
             peer.ip(),
@@ -321,8 +326,8 @@ impl Reactor {
                 continue;
             };
             input::retire_session(key, &mut conn, &mut self.ctx);
-            if matches!(conn.phase, Phase::Http(_)) {
-                self.ctx.handshakes = self.ctx.handshakes.saturating_sub(1);
+            if let Phase::Http(http) = &conn.phase {
+                self.ctx.leave_http(http.peer);
             }
             if let Err(e) = self.poll.registry().deregister(&mut conn.socket) {
                 log::debug!("conn={}:{key} deregister failed: {e}", self.ctx.id);
@@ -346,9 +351,29 @@ impl Reactor {
         let interval = u32::try_from(self.ctx.config.ping_interval_secs).unwrap_or(u32::MAX);
         let timeout = u32::try_from(self.ctx.config.ping_timeout_secs).unwrap_or(u32::MAX);
         let mut queued = 0;
+        // Once a second: sockets whose session was logged out or expired.
+        self.sweeps = self.sweeps.wrapping_add(1);
+        let session_check = self.sweeps % 4 == 0;
+        let unix = crate::auth::unix_now();
         for (key, conn) in self.conns.iter_mut() {
             queued += conn.out.len();
             let idle = secs.saturating_sub(conn.last_rx);
+            let ended = session_check
+                && conn
+                    .chat()
+                    .is_some_and(|chat| chat.has_ended(unix, &self.ctx.auth.revoked));
+            if ended {
+                log::debug!("conn={}:{key} session ended", self.ctx.id);
+                let reason = "session ended; log in again";
+                input::start_close(
+                    key,
+                    conn,
+                    &mut self.ctx,
+                    Some(crate::ws::close::POLICY),
+                    reason,
+                );
+                continue;
+            }
             match &conn.phase {
                 Phase::Http(http) if now >= http.deadline => self.ctx.mark_dead(key, conn),
                 Phase::Ws(_) if conn.ping_sent && idle >= interval.saturating_add(timeout) => {

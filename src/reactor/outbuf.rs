@@ -34,41 +34,60 @@ impl Chunk {
     }
 }
 
+/// The queue; allocated only while something waits, so an idle
+/// connection carries one null pointer here.
 #[derive(Default)]
 pub struct OutQueue {
+    inner: Option<Box<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     sent: usize,
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet written; never 0 while `Inner` exists.
     queued: usize,
 }
 
 impl OutQueue {
     pub fn is_empty(&self) -> bool {
-        self.queued == 0
+        self.inner.is_none()
     }
 
     /// Bytes waiting to be written.
     pub fn len(&self) -> usize {
-        self.queued
+        self.inner.as_ref().map_or(0, |i| i.queued)
+    }
+
+    fn inner(&mut self) -> &mut Inner {
+        self.inner.get_or_insert_with(Box::default)
     }
 
     /// Queues a frame shared with other connections.
     pub fn push_shared(&mut self, frame: Frame) {
-        self.queued += frame.len();
-        self.chunks.push_back(Chunk::Shared(frame));
+        if frame.is_empty() {
+            return;
+        }
+        let inner = self.inner();
+        inner.queued += frame.len();
+        inner.chunks.push_back(Chunk::Shared(frame));
     }
 
     /// Queues bytes owned by this connection alone.
     pub fn push_bytes(&mut self, bytes: &[u8]) {
-        self.queued += bytes.len();
-        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
+        if bytes.is_empty() {
+            return;
+        }
+        let inner = self.inner();
+        inner.queued += bytes.len();
+        if let Some(Chunk::Owned(last)) = inner.chunks.back_mut() {
             if last.len() + bytes.len() <= OWNED_CHUNK_MAX {
                 last.extend_from_slice(bytes);
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Owned(bytes.to_vec()));
+        inner.chunks.push_back(Chunk::Owned(bytes.to_vec()));
     }
 
     /// Queues an owned buffer without copying it.
@@ -76,20 +95,24 @@ impl OutQueue {
         if bytes.len() < 256 {
             return self.push_bytes(&bytes);
         }
-        self.queued += bytes.len();
-        self.chunks.push_back(Chunk::Owned(bytes));
+        let inner = self.inner();
+        inner.queued += bytes.len();
+        inner.chunks.push_back(Chunk::Owned(bytes));
     }
 
     /// Writes as much as one `writev` takes. Returns the bytes written and
     /// whether the socket took less than was offered (it is full).
     pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<(usize, bool)> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok((0, false));
+        };
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut offered = 0;
         let mut count = 0;
-        for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
+        for (i, chunk) in inner.chunks.iter().take(MAX_IOVECS).enumerate() {
             let bytes = chunk.bytes();
             let bytes = if i == 0 {
-                bytes.get(self.sent..).unwrap_or_default()
+                bytes.get(inner.sent..).unwrap_or_default()
             } else {
                 bytes
             };
@@ -98,10 +121,33 @@ impl OutQueue {
             count = i + 1;
         }
         let n = w.write_vectored(&slices[..count])?;
-        self.advance(n);
+        inner.advance(n);
+        if inner.queued == 0 {
+            // Give the queue back: idle connections hold no buffers.
+            self.inner = None;
+        }
         Ok((n, n < offered))
     }
 
+    /// Drops everything not yet started, keeping a partly written frame so
+    /// the stream stays well-formed for a close frame queued after it.
+    pub fn drop_unsent(&mut self) {
+        let Some(inner) = self.inner.as_mut() else {
+            return;
+        };
+        let keep = usize::from(inner.sent > 0);
+        while inner.chunks.len() > keep {
+            if let Some(chunk) = inner.chunks.pop_back() {
+                inner.queued -= chunk.bytes().len();
+            }
+        }
+        if inner.queued == 0 {
+            self.inner = None;
+        }
+    }
+}
+
+impl Inner {
     fn advance(&mut self, mut n: usize) {
         self.queued -= n;
         while n > 0 {
@@ -116,21 +162,6 @@ impl OutQueue {
             n -= left;
             self.sent = 0;
             self.chunks.pop_front();
-        }
-        if self.chunks.is_empty() {
-            // Give the ring back: idle connections should hold no buffers.
-            self.chunks = VecDeque::new();
-        }
-    }
-
-    /// Drops everything not yet started, keeping a partly written frame so
-    /// the stream stays well-formed for a close frame queued after it.
-    pub fn drop_unsent(&mut self) {
-        let keep = usize::from(self.sent > 0);
-        while self.chunks.len() > keep {
-            if let Some(chunk) = self.chunks.pop_back() {
-                self.queued -= chunk.bytes().len();
-            }
         }
     }
 }
@@ -191,7 +222,7 @@ mod tests {
         }
         assert_eq!(w.got, b"abshared-framecdshared-frame");
         assert_eq!(rounds, total.div_ceil(5));
-        assert_eq!(q.chunks.capacity(), 0, "empty queue frees its ring");
+        assert!(q.inner.is_none(), "an empty queue frees its allocation");
     }
 
     #[test]
@@ -199,7 +230,7 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_bytes(b"one");
         q.push_vec(b"two".to_vec());
-        assert_eq!(q.chunks.len(), 1);
+        assert_eq!(q.inner.as_ref().map(|i| i.chunks.len()), Some(1));
         assert_eq!(q.len(), 6);
     }
 

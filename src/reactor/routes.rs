@@ -65,8 +65,19 @@ pub fn handle(
         }
     };
     probes::count_response(&buf, ctx);
+    if req.method == Method::Head {
+        strip_body(&mut buf);
+    }
     out.push_vec(buf);
     outcome
+}
+
+/// A HEAD response carries the head a GET would, and no body (RFC 9110
+/// §9.3.2), whichever route or error wrote it.
+fn strip_body(response: &mut Vec<u8>) {
+    if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        response.truncate(end + 4);
+    }
 }
 
 /// Plain GET/HEAD resources: probes, metrics and the embedded web client.
@@ -164,6 +175,10 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
         }
     };
     let user: Arc<str> = Arc::from(identity.name());
+    let (sid, expires) = match &identity {
+        Identity::User(claims) => (Some(Box::from(claims.sid.as_str())), claims.expires),
+        Identity::Guest(_) => (None, 0),
+    };
     if !auth.conns_by_ip.acquire(&peer) {
         ReactorStats::add(&auth.stats.rate_limit_hits, 1);
         return refuse_upgrade(buf, 429, "too many connections from this address");
@@ -187,6 +202,8 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
         rooms: Vec::new(),
         budget: Bucket::full(rate, ctx.clock.ms()),
         next_typing_ms: 0,
+        sid,
+        expires,
     }))
 }
 

@@ -31,12 +31,23 @@ pub struct Limits {
     pub history_size: usize,
     /// Messages replayed on a join without `since`.
     pub history_on_join: usize,
-    /// Rooms held at once.
+    /// Rooms held at once; past it, the least recently used room nobody
+    /// is in is forgotten to make space.
     pub max_rooms: usize,
+    /// Bytes of stored messages across all rooms; past it, idle rooms are
+    /// forgotten first, then the busiest room's oldest messages.
+    pub max_history_bytes: usize,
 }
+
+/// Rooms looked at to find one to evict (approximate LRU, as Redis does).
+const EVICTION_SAMPLE: usize = 64;
 
 pub struct MemoryBroker {
     rooms: Mutex<HashMap<RoomName, Arc<Mutex<Room>>>>,
+    /// Bytes of stored frames in all rooms.
+    bytes: std::sync::atomic::AtomicIsize,
+    /// A logical clock for least-recently-used eviction.
+    tick: std::sync::atomic::AtomicU64,
     inboxes: Vec<Arc<Inbox>>,
     epoch: Arc<str>,
     limits: Limits,
@@ -46,6 +57,8 @@ impl MemoryBroker {
     pub fn new(inboxes: Vec<Arc<Inbox>>, limits: Limits) -> MemoryBroker {
         MemoryBroker {
             rooms: Mutex::new(HashMap::new()),
+            bytes: Default::default(),
+            tick: Default::default(),
             inboxes,
             epoch: super::random_id().into(),
             limits,
@@ -58,12 +71,68 @@ impl MemoryBroker {
         if let Some(room) = rooms.get(name) {
             return Some(room.clone());
         }
-        if !create || rooms.len() >= self.limits.max_rooms {
+        if !create {
+            return None;
+        }
+        if rooms.len() >= self.limits.max_rooms && !self.evict_one(&mut rooms) {
             return None;
         }
         let room = Arc::new(Mutex::new(Room::new(self.inboxes.len())));
         rooms.insert(name.clone(), room.clone());
         Some(room)
+    }
+
+    fn now(&self) -> u64 {
+        self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets the least recently used idle room among a sample; false if
+    /// every sampled room has members. The caller holds the map lock; room
+    /// locks are only tried, never waited for.
+    fn evict_one(&self, rooms: &mut HashMap<RoomName, Arc<Mutex<Room>>>) -> bool {
+        let victim = rooms
+            .iter()
+            .filter_map(|(name, room)| {
+                let room = room.try_lock().ok()?;
+                room.is_idle()
+                    .then(|| (room.touched, name.clone(), room.bytes))
+            })
+            .take(EVICTION_SAMPLE)
+            .min_by_key(|(touched, _, _)| *touched);
+        let Some((_, name, bytes)) = victim else {
+            return false;
+        };
+        rooms.remove(&name);
+        self.bytes.fetch_sub(
+            isize::try_from(bytes).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        log::debug!("memory broker: evicted idle room to make space");
+        true
+    }
+
+    /// Brings stored bytes under the budget: idle rooms go first, then the
+    /// oldest messages of `busy` (the room being written, already locked).
+    fn enforce_budget(&self, busy: &mut Room) {
+        let budget = isize::try_from(self.limits.max_history_bytes).unwrap_or(isize::MAX);
+        let over = || self.bytes.load(std::sync::atomic::Ordering::Relaxed) > budget;
+        while over() {
+            let evicted = {
+                let mut rooms = lock(&self.rooms);
+                self.evict_one(&mut rooms)
+            };
+            if evicted {
+                continue;
+            }
+            if busy.stored() <= 1 {
+                break;
+            }
+            let freed = busy.drop_oldest();
+            self.bytes.fetch_sub(
+                isize::try_from(freed).unwrap_or(0),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
     }
 
     fn reply(&self, to: ConnRef, event: Event) {
@@ -240,13 +309,17 @@ impl Broker for MemoryBroker {
                 ts,
             });
         }
-        room.store(
+        room.touched = self.now();
+        let grown = room.store(
             seq,
             frame,
             req.from,
             req.cid.clone(),
             self.limits.history_size,
         );
+        self.bytes
+            .fetch_add(grown, std::sync::atomic::Ordering::Relaxed);
+        self.enforce_budget(&mut room);
         let acked = Acked {
             to: req.to,
             room: req.room,

@@ -30,6 +30,14 @@ pub struct Room {
     pub online: HashMap<Arc<str>, u32>,
     /// Created by `create` or used by anyone: a name that is taken.
     pub used: bool,
+    /// Bytes of the frames in the ring.
+    pub bytes: usize,
+    /// Broker clock tick of the last join or message, for eviction.
+    pub touched: u64,
+}
+
+fn signed(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
 }
 
 impl Room {
@@ -50,13 +58,22 @@ impl Room {
         self.sent.get(&(from.clone(), Box::from(cid))).copied()
     }
 
-    pub fn store(&mut self, seq: u64, frame: Frame, from: Arc<str>, cid: Box<str>, cap: usize) {
+    /// Stores a message, dropping the oldest past `cap`. Returns the bytes
+    /// held now minus before (for the broker's memory budget).
+    pub fn store(
+        &mut self,
+        seq: u64,
+        frame: Frame,
+        from: Arc<str>,
+        cid: Box<str>,
+        cap: usize,
+    ) -> isize {
         self.last_seq = seq;
+        let before = self.bytes;
         while self.ring.len() >= cap {
-            if let Some(old) = self.ring.pop_front() {
-                self.sent.remove(&(old.from, old.cid));
-            }
+            self.drop_oldest();
         }
+        self.bytes += frame.len();
         self.sent.insert((from.clone(), cid.clone()), seq);
         self.ring.push_back(Stored {
             seq,
@@ -64,6 +81,27 @@ impl Room {
             from,
             cid,
         });
+        signed(self.bytes) - signed(before)
+    }
+
+    /// Forgets the oldest stored message; returns the bytes freed.
+    pub fn drop_oldest(&mut self) -> usize {
+        let Some(old) = self.ring.pop_front() else {
+            return 0;
+        };
+        self.sent.remove(&(old.from, old.cid));
+        self.bytes -= old.frame.len();
+        old.frame.len()
+    }
+
+    /// Messages held.
+    pub fn stored(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Whether no socket anywhere on this node is in the room.
+    pub fn is_idle(&self) -> bool {
+        self.interest.iter().all(|n| *n == 0) && self.online.is_empty()
     }
 
     /// Messages after `since`, or the latest `page` with `reset` when the
