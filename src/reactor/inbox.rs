@@ -112,6 +112,25 @@ pub struct Reply {
     pub id: Option<ReqId>,
 }
 
+impl Event {
+    /// The `Failed` answer to a request of `to`.
+    pub fn failed(
+        to: ConnRef,
+        room: RoomName,
+        code: ErrorCode,
+        cid: Option<Box<str>>,
+        id: Option<ReqId>,
+    ) -> Event {
+        Event::Failed(Box::new(Reply {
+            to,
+            room,
+            code,
+            cid,
+            id,
+        }))
+    }
+}
+
 /// The queue in front of one reactor.
 pub struct Inbox {
     queue: Mutex<Vec<Event>>,

@@ -153,14 +153,7 @@ impl MemoryBroker {
         cid: Option<Box<str>>,
         id: Option<ReqId>,
     ) {
-        let reply = Reply {
-            to,
-            room,
-            code,
-            cid,
-            id,
-        };
-        self.reply(to, Event::Failed(Box::new(reply)));
+        self.reply(to, Event::failed(to, room, code, cid, id));
     }
 
     /// Queues `frame` for every reactor with members in `room`.

@@ -23,7 +23,7 @@ use crate::broker::{
 use crate::chat::request::ReqId;
 use crate::chat::wire::{self, RoomInfo};
 use crate::chat::ErrorCode;
-use crate::reactor::inbox::{Acked, Event, History, Inbox, Reply};
+use crate::reactor::inbox::{Acked, Event, History, Inbox};
 
 /// Requests taken into one pipeline at most.
 const MAX_BATCH: usize = 512;
@@ -347,14 +347,7 @@ impl CmdThread {
         cid: Option<Box<str>>,
         id: Option<ReqId>,
     ) {
-        let reply = Reply {
-            to,
-            room,
-            code,
-            cid,
-            id,
-        };
-        self.send(to.reactor, Event::Failed(Box::new(reply)));
+        self.send(to.reactor, Event::failed(to, room, code, cid, id));
     }
 
     fn send(&self, reactor: usize, event: Event) {

@@ -116,14 +116,7 @@ impl RedisBroker {
         id: Option<ReqId>,
     ) {
         if let Some(inbox) = self.inboxes.get(to.reactor) {
-            let reply = Reply {
-                to,
-                room,
-                code,
-                cid,
-                id,
-            };
-            inbox.push(Event::Failed(Box::new(reply)));
+            inbox.push(Event::failed(to, room, code, cid, id));
         }
     }
 
