@@ -315,6 +315,14 @@ try {
     assert(await bob.page.isVisible("#composer"), "narrow view does not show the room");
   });
 
+  await check("who is online: bob's arrival reaches alice, alice is listed for bob", async () => {
+    const online = (page) => page.textContent("#room-online");
+    await until("bob in alice's online line", STEP_MS, async () =>
+      /^2 online: alice, bob$/.test(await online(alice.page)));
+    await until("alice in bob's online line", STEP_MS, async () =>
+      /^2 online: alice, bob$/.test(await online(bob.page)));
+  });
+
   await check("alice sends with Enter: pending, then acked", async () => {
     await say(alice.page, hello);
     await waitSent(alice.page, hello);
@@ -543,6 +551,12 @@ try {
     } finally {
       await old.context.close();
     }
+  });
+
+  await check("alice's log-out takes her off bob's online line", async () => {
+    await pickRoom(bob.page, "garden");
+    await until("alice gone from bob's online line", STEP_MS, async () =>
+      /^1 online: bob$/.test(await bob.page.textContent("#room-online")));
   });
 
   await check("no script errors, CSP refusals or dialogs", async () => {

@@ -117,6 +117,9 @@ settings! {
     /// Milliseconds over which a drain closes connections (1012), each at
     /// a random moment, so their reconnects are spread out.
     drain_window_ms: u64 = 10_000, env "PARLEY_DRAIN_WINDOW_MS";
+    /// Milliseconds a reactor holds presence changes to send them as one
+    /// frame per room; 0 sends them at the end of each loop pass.
+    presence_interval_ms: u64 = 100, env "PARLEY_PRESENCE_INTERVAL_MS";
     /// Milliseconds between canary messages (with Redis only); 0 disables.
     canary_interval_ms: u64 = 2_000, env "PARLEY_CANARY_INTERVAL_MS";
     /// Redis URL (redis://HOST:PORT/DB) for the shared broker; empty means
@@ -326,6 +329,7 @@ impl Config {
             ("drain_delay_ms", self.drain_delay_ms, 0, 600_000),
             ("drain_window_ms", self.drain_window_ms, 0, 3_600_000),
             ("canary_interval_ms", self.canary_interval_ms, 0, 3_600_000),
+            ("presence_interval_ms", self.presence_interval_ms, 0, 10_000),
         ];
         for &(key, value, min, max) in checks {
             if value < min || value > max {

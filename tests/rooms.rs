@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{recv_until, Client, Server};
+use common::{lists, recv_presence, recv_until, Client, Server};
 use serde_json::{json, Value};
 
 fn error_code(c: &mut Client) -> String {
@@ -79,11 +79,7 @@ fn presence_follows_users_not_tabs() {
     let mut bob1 = server.client("bob");
     let (joined, _) = bob1.join("p", None);
     assert_eq!(joined["online"], json!(["guest:alice", "guest:bob"]));
-    let seen = alice.recv_type("presence");
-    assert_eq!(
-        (seen["user"].as_str(), seen["online"].as_bool()),
-        (Some("guest:bob"), Some(true))
-    );
+    recv_presence(&mut alice, "guest:bob", true);
 
     // A second tab is not news, and closing one of two is not either.
     let mut bob2 = server.client("bob");
@@ -91,7 +87,7 @@ fn presence_follows_users_not_tabs() {
     drop(bob1);
     bob2.say("p", "still here", "b2");
     let next = recv_until(&mut alice, |v| {
-        v["type"] == "presence" || v["type"] == "message"
+        lists(v, "guest:bob", false) || v["type"] == "message"
     });
     assert_eq!(
         next["type"], "message",
@@ -99,11 +95,40 @@ fn presence_follows_users_not_tabs() {
     );
 
     drop(bob2);
-    let gone = alice.recv_type("presence");
-    assert_eq!(
-        (gone["user"].as_str(), gone["online"].as_bool()),
-        (Some("guest:bob"), Some(false))
-    );
+    recv_presence(&mut alice, "guest:bob", false);
+}
+
+/// A burst of joins reaches a member as a few presence frames, not one per
+/// joiner, and together they list every joiner exactly as online.
+#[test]
+fn a_burst_of_joins_comes_as_few_presence_frames() {
+    let server = Server::start(&["--presence-interval-ms", "300"]);
+    let mut watcher = server.client("watcher");
+    watcher.join("burst", None);
+    let joiners: Vec<Client> = (0..20)
+        .map(|i| {
+            let mut c = server.client(&format!("j{i}"));
+            c.join("burst", None);
+            c
+        })
+        .collect();
+
+    let mut online = std::collections::BTreeSet::new();
+    let mut frames = 0;
+    while online.len() < joiners.len() {
+        let v = watcher.recv_type("presence");
+        frames += 1;
+        assert_eq!(v["offline"], json!([]), "{v}");
+        for name in v["online"].as_array().unwrap() {
+            let name = name.as_str().unwrap();
+            if name != "guest:watcher" {
+                assert!(online.insert(name.to_string()), "{name} listed twice");
+            }
+        }
+    }
+    let want: std::collections::BTreeSet<String> = (0..20).map(|i| format!("guest:j{i}")).collect();
+    assert_eq!(online, want);
+    assert!(frames < joiners.len(), "{frames} frames for 20 joins");
 }
 
 #[test]

@@ -130,17 +130,18 @@ struct Presence<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     room: &'a str,
-    user: &'a str,
-    online: bool,
+    online: &'a [Arc<str>],
+    offline: &'a [Arc<str>],
 }
 
-/// A user's first socket entered the room, or the last one left it.
-pub fn presence(room: &str, user: &str, online: bool) -> Frame {
+/// Users whose first socket entered the room (`online`) or whose last one
+/// left it (`offline`) since the previous presence frame of the room.
+pub fn presence(room: &str, online: &[Arc<str>], offline: &[Arc<str>]) -> Frame {
     shared_text_frame(&Presence {
         kind: "presence",
         room,
-        user,
         online,
+        offline,
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
+use super::presence::PresenceBatch;
 use crate::auth::limits::Rate;
 use crate::auth::Auth;
 use crate::broker::{Broker, ConnRef, RoomName};
@@ -33,6 +34,8 @@ pub struct Ctx {
     pub dead: Vec<usize>,
     /// Connections that stopped reading at their budget with input left.
     pub revisit: Vec<usize>,
+    /// Presence changes waiting to go out, one frame per room.
+    pub presence: PresenceBatch,
     /// Connections still in the HTTP phase (handshakes pending).
     pub handshakes: usize,
     pub clock: Clock,

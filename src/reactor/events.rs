@@ -11,6 +11,7 @@ use super::conn::{Conn, SlotState};
 use super::ctx::Ctx;
 use super::inbox::{Event, Joined, Reply};
 use super::input;
+use super::presence;
 use crate::broker::{ConnRef, RoomName};
 use crate::chat::wire::{self, Frame};
 use crate::stats::ReactorStats;
@@ -48,6 +49,12 @@ pub fn apply(event: Event, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
             droppable,
             skip,
         } => broadcast(&room, frame, droppable, skip.as_deref(), conns, ctx),
+        Event::Presence { room, user, online } => {
+            if ctx.rooms.contains_key(&room) {
+                let due = presence::deadline(ctx.clock.now, ctx.config.presence_interval_ms);
+                ctx.presence.add(room, user, online, due);
+            }
+        }
         Event::Reply(reply) => {
             let (to, frame) = *reply;
             send(to, frame, conns, ctx);
@@ -175,6 +182,13 @@ fn reset_room(room: &RoomName, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
                 "room history reset",
             );
         }
+    }
+}
+
+/// Sends the presence changes held for this pass, one frame per room.
+pub fn flush_presence(conns: &mut Slab<Conn>, ctx: &mut Ctx) {
+    for (room, frame) in ctx.presence.take() {
+        broadcast(&room, frame, false, None, conns, ctx);
     }
 }
 

@@ -36,15 +36,23 @@ pub enum Event {
     History(Box<History>),
     /// A request failed after it reached the broker.
     Failed(Box<Reply>),
-    /// A frame for every local member of `room` (presence, typing): not
-    /// part of the room's sequence. `droppable` frames are skipped for a
-    /// member whose socket is backed up; `skip` names a user who does not
-    /// get it (the typist).
+    /// A frame for every local member of `room` (typing): not part of the
+    /// room's sequence. `droppable` frames are skipped for a member whose
+    /// socket is backed up; `skip` names a user who does not get it (the
+    /// typist).
     Broadcast {
         room: RoomName,
         frame: Frame,
         droppable: bool,
         skip: Option<Arc<str>>,
+    },
+    /// `user`'s first socket entered `room` (`online`) or their last one
+    /// left it, anywhere; local members hear of it in the room's next
+    /// presence frame.
+    Presence {
+        room: RoomName,
+        user: Arc<str>,
+        online: bool,
     },
     /// A reply frame for one connection.
     Reply(Box<(ConnRef, Vec<u8>)>),

@@ -23,6 +23,7 @@ mod events;
 mod input;
 mod io;
 mod outbuf;
+mod presence;
 mod probes;
 mod routes;
 
@@ -146,6 +147,7 @@ impl Reactor {
                 dirty: Vec::new(),
                 dead: Vec::new(),
                 revisit: Vec::new(),
+                presence: Default::default(),
                 handshakes: 0,
                 clock,
             },
@@ -196,6 +198,9 @@ impl Reactor {
             for event in queued.drain(..) {
                 self.on_event(event);
             }
+            if self.ctx.presence.is_due(self.ctx.clock.now) {
+                events::flush_presence(&mut self.conns, &mut self.ctx);
+            }
 
             self.flush_dirty();
             self.reap();
@@ -216,6 +221,9 @@ impl Reactor {
         let mut until = self.next_sweep;
         if let Some(resume) = self.accept_paused {
             until = until.min(resume);
+        }
+        if let Some(due) = self.ctx.presence.due() {
+            until = until.min(due);
         }
         until.saturating_duration_since(Instant::now())
     }

@@ -210,12 +210,15 @@ function joinRefused(room, e) {
 
 // ---- OPTIONAL: presence and typing ------------------------------------------
 
+// One frame lists who came online and who went offline in a room since
+// the previous one; each entry is a state, so applying it twice is harmless.
 function onPresence(f) {
   const room = st.rooms.get(f.room);
-  if (!room || typeof f.user !== "string") return;
+  if (!room) return;
+  const names = (list) => (Array.isArray(list) ? list : []).filter((u) => typeof u === "string");
   room.online ??= new Set();
-  if (f.online) room.online.add(f.user);
-  else room.online.delete(f.user), stopTyping(room, f.user);
+  for (const user of names(f.online)) room.online.add(user);
+  for (const user of names(f.offline)) room.online.delete(user), stopTyping(room, user);
   if (room.name === st.active) view.setOnline(room);
 }
 

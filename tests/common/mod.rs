@@ -375,6 +375,20 @@ pub fn free_port() -> u16 {
 }
 
 /// Reads JSON frames until `pred` holds, failing after `WAIT`.
+/// Whether a `presence` frame lists `user` as `online` (or as offline).
+pub fn lists(presence: &Value, user: &str, online: bool) -> bool {
+    let key = if online { "online" } else { "offline" };
+    presence["type"] == "presence"
+        && presence[key]
+            .as_array()
+            .is_some_and(|names| names.iter().any(|n| n == user))
+}
+
+/// Waits for a `presence` frame that lists `user` as `online` (or offline).
+pub fn recv_presence(c: &mut Client, user: &str, online: bool) -> Value {
+    recv_until(c, |v| lists(v, user, online))
+}
+
 pub fn recv_until(c: &mut Client, mut pred: impl FnMut(&Value) -> bool) -> Value {
     loop {
         let v = c.recv();

@@ -178,6 +178,22 @@ impl MemoryBroker {
     }
 }
 
+impl MemoryBroker {
+    /// Tells every reactor with members in `room` that `user` came online
+    /// or went offline there.
+    fn announce(&self, room: &Room, name: &RoomName, user: &Arc<str>, online: bool) {
+        for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
+            if *n > 0 {
+                inbox.push(Event::Presence {
+                    room: name.clone(),
+                    user: user.clone(),
+                    online,
+                });
+            }
+        }
+    }
+}
+
 impl Broker for MemoryBroker {
     fn join(&self, req: JoinRequest) {
         let Some(room) = self.room(&req.room, true) else {
@@ -223,9 +239,7 @@ impl Broker for MemoryBroker {
         // Queued under the room lock: ordered before any later Deliver.
         self.reply(req.to, Event::Joined(Box::new(joined)));
         if came_online {
-            // Not to the user's own sockets: `joined` lists them already.
-            let frame = wire::presence(&req.room, &req.user, true);
-            self.broadcast(&room, &req.room, frame, false, Some(req.user.clone()));
+            self.announce(&room, &req.room, &req.user, true);
         }
     }
 
@@ -238,8 +252,7 @@ impl Broker for MemoryBroker {
             *n = n.saturating_sub(1);
         }
         if room.exit(user) {
-            let frame = wire::presence(name, user, false);
-            self.broadcast(&room, name, frame, false, None);
+            self.announce(&room, name, user, false);
         }
     }
 

@@ -396,28 +396,30 @@ impl SubThread {
             return;
         };
         let text = String::from_utf8_lossy(payload);
-        let (frame, droppable, skip) = if let Some(rest) = text.strip_prefix("P\n") {
+        let event: Box<dyn Fn() -> Event> = if let Some(rest) = text.strip_prefix("P\n") {
             let Some((state, user)) = rest.split_once('\n') else {
                 return;
             };
-            (
-                wire::presence(key, user, state == "1"),
-                false,
-                Some(Arc::from(user)),
-            )
+            let (user, online) = (Arc::<str>::from(user), state == "1");
+            Box::new(move || Event::Presence {
+                room: key.clone(),
+                user: user.clone(),
+                online,
+            })
         } else if let Some(user) = text.strip_prefix("T\n") {
-            (wire::typing(key, user), true, Some(Arc::from(user)))
+            let (frame, user) = (wire::typing(key, user), Arc::<str>::from(user));
+            Box::new(move || Event::Broadcast {
+                room: key.clone(),
+                frame: frame.clone(),
+                droppable: true,
+                skip: Some(user.clone()),
+            })
         } else {
             return;
         };
         for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
             if *n > 0 {
-                inbox.push(Event::Broadcast {
-                    room: key.clone(),
-                    frame: frame.clone(),
-                    droppable,
-                    skip: skip.clone(),
-                });
+                inbox.push(event());
             }
         }
     }
