@@ -187,8 +187,8 @@ fn reset_room(room: &RoomName, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
 
 /// Sends the presence changes held for this pass, one frame per room.
 pub fn flush_presence(conns: &mut Slab<Conn>, ctx: &mut Ctx) {
-    for (room, frame) in ctx.presence.take() {
-        broadcast(&room, frame, false, None, conns, ctx);
+    for (room, frame, only) in ctx.presence.take() {
+        broadcast(&room, frame, false, only.as_deref(), conns, ctx);
     }
 }
 

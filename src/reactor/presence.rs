@@ -11,6 +11,9 @@
 //! Each entry states a user's new state, not a difference, so applying a
 //! frame twice or after `joined` already listed the user changes nothing:
 //! a client keeps a set. Within one batch only a user's last state counts.
+//! A frame that names one user only is not sent to that user's own
+//! sockets: their `joined` already listed them, and a lone joiner should
+//! not hear about itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,8 +51,9 @@ impl PresenceBatch {
         self.due.is_some_and(|due| now >= due)
     }
 
-    /// Takes every held change as frames, each with the room it is for.
-    pub fn take(&mut self) -> Vec<(RoomName, Frame)> {
+    /// Takes every held change as frames, each with the room it is for
+    /// and, when it names a single user, that user (who does not get it).
+    pub fn take(&mut self) -> Vec<(RoomName, Frame, Option<Arc<str>>)> {
         self.due = None;
         let mut frames = Vec::new();
         for (room, changes) in self.pending.drain() {
@@ -60,7 +64,11 @@ impl PresenceBatch {
                 let m = off.len().min(NAMES_PER_FRAME - n);
                 let (on_now, on_rest) = on.split_at(n);
                 let (off_now, off_rest) = off.split_at(m);
-                frames.push((room.clone(), wire::presence(&room, on_now, off_now)));
+                let only = match (on_now, off_now) {
+                    ([one], []) | ([], [one]) => Some(one.clone()),
+                    _ => None,
+                };
+                frames.push((room.clone(), wire::presence(&room, on_now, off_now), only));
                 (on, off) = (on_rest, off_rest);
             }
         }
@@ -107,7 +115,7 @@ mod tests {
         let mut frames: Vec<(String, Value)> = b
             .take()
             .iter()
-            .map(|(room, frame)| (room.to_string(), json(frame)))
+            .map(|(room, frame, _)| (room.to_string(), json(frame)))
             .collect();
         frames.sort_by(|a, b| a.0.cmp(&b.0));
         frames
@@ -132,6 +140,19 @@ mod tests {
         let (_, b) = &frames[1];
         assert_eq!(b["online"], serde_json::json!([]));
         assert_eq!(b["offline"], serde_json::json!(["cat"]));
+    }
+
+    #[test]
+    fn a_frame_naming_one_user_says_who_it_skips() {
+        let mut b = PresenceBatch::default();
+        let now = Instant::now();
+        b.add(Arc::from("a"), Arc::from("ann"), true, now);
+        b.add(Arc::from("b"), Arc::from("bob"), true, now);
+        b.add(Arc::from("b"), Arc::from("cat"), false, now);
+        let mut frames = b.take();
+        frames.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(frames[0].2.as_deref(), Some("ann"));
+        assert_eq!(frames[1].2, None);
     }
 
     #[test]
