@@ -9,7 +9,7 @@ use super::ctx::Ctx;
 use super::input::Ending;
 use super::outbuf::OutQueue;
 use crate::broker::{
-    ConnRef, CreateRequest, HistoryRequest, InviteRequest, JoinRequest, PublishRequest,
+    ConnRef, CreateRequest, HistoryRequest, InviteRequest, JoinRequest, PublishRequest, RoomName,
     RoomsRequest,
 };
 use crate::chat::request::{self, ReqId, Request};
@@ -61,10 +61,11 @@ pub fn on_text(
             if chat.rooms.len() >= ctx.config.max_rooms_per_conn {
                 return refuse(out, ErrorCode::TooManyRooms, id, &room, None);
             }
-            let room: Arc<str> = Arc::from(&*room);
-            // Most sockets are in one room: grow by one, not by Vec's
-            // default of four slots, to keep idle sockets small.
-            chat.rooms.reserve_exact(1);
+            // One name per room on this reactor, not one per socket.
+            let room: RoomName = match ctx.rooms.get_key_value(&*room) {
+                Some((name, _)) => name.clone(),
+                None => Arc::from(&*room),
+            };
             chat.rooms.push(RoomSlot {
                 name: room.clone(),
                 state: SlotState::Joining,
@@ -171,8 +172,9 @@ fn leave(chat: &mut ChatSession, i: usize, key: usize, ctx: &mut Ctx) {
     };
     match slot.state {
         SlotState::Joined => {
-            let slot = chat.rooms.swap_remove(i);
-            ctx.remove_member(&slot.name, key, &chat.user);
+            if let Some(slot) = chat.rooms.swap_remove(i) {
+                ctx.remove_member(&slot.name, key, &chat.user);
+            }
         }
         SlotState::Joining => slot.state = SlotState::Leaving,
         SlotState::Leaving => {}

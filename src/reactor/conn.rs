@@ -17,6 +17,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::outbuf::OutQueue;
+use super::slots::RoomSlots;
 use crate::auth::limits::Bucket;
 use crate::broker::RoomName;
 use crate::http::{HeadParser, Request};
@@ -78,7 +79,7 @@ pub struct ChatSession {
     /// user, or `guest:<name>` with `--allow-guests`.
     pub user: Arc<str>,
     pub peer: IpAddr,
-    pub rooms: Vec<RoomSlot>,
+    pub rooms: RoomSlots,
     /// Requests this socket may still make (message rate limit).
     pub budget: Bucket,
     /// Reactor clock (ms) before which typing notices are dropped.
@@ -157,7 +158,7 @@ impl Conn {
 
 impl ChatSession {
     pub fn slot(&self, room: &str) -> Option<usize> {
-        self.rooms.iter().position(|s| &*s.name == room)
+        self.rooms.position(room)
     }
 }
 

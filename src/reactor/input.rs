@@ -315,7 +315,7 @@ pub fn retire_session(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
     ctx.auth.conns_by_ip.release(&chat.peer);
     ctx.auth.conns_by_user.release(&chat.user);
     let user = chat.user.clone();
-    for slot in std::mem::take(&mut chat.rooms) {
+    for slot in std::mem::take(&mut chat.rooms).as_slice() {
         if slot.state == SlotState::Joined {
             ctx.remove_member(&slot.name, key, &user);
         }

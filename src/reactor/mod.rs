@@ -26,6 +26,7 @@ mod outbuf;
 mod presence;
 mod probes;
 mod routes;
+mod slots;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +54,8 @@ const EVENTS_CAPACITY: usize = 1024;
 /// Bytes read per `read` call; a stack of received frames is decoded
 /// straight out of it.
 const SCRATCH_BYTES: usize = 64 * 1024;
+/// Events of inbox capacity kept between passes; more is given back.
+const INBOX_KEEP: usize = 256;
 /// Connections accepted per pass before others get a turn.
 const ACCEPT_BUDGET: usize = 128;
 /// How long accepting pauses after EMFILE and similar errors.
@@ -197,6 +200,11 @@ impl Reactor {
             self.inbox.take_all(&mut queued);
             for event in queued.drain(..) {
                 self.on_event(event);
+            }
+            // A join storm can queue thousands of events in one pass; the
+            // two buffers that take turns here should not keep that size.
+            if queued.capacity() > INBOX_KEEP {
+                queued.shrink_to(INBOX_KEEP);
             }
             if self.ctx.presence.is_due(self.ctx.clock.now) {
                 events::flush_presence(&mut self.conns, &mut self.ctx);

@@ -199,7 +199,7 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
     Outcome::Upgrade(Session::Chat(ChatSession {
         user,
         peer,
-        rooms: Vec::new(),
+        rooms: Default::default(),
         budget: Bucket::full(rate, ctx.clock.ms()),
         next_typing_ms: 0,
         sid,
