@@ -24,5 +24,6 @@ pub mod print_config;
 pub mod reactor;
 pub mod server;
 pub mod stats;
+mod trim;
 pub mod web;
 pub mod ws;

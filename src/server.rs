@@ -49,6 +49,7 @@ impl Server {
         let stats = Arc::new(Stats::new(count));
         let auth = Arc::new(make_auth(&config, revoked, stats.clone())?);
         Pool::start(&auth, config.auth_workers, inboxes.clone())?;
+        crate::trim::start(stats.clone())?;
         if let Some(setup) = canary_setup {
             start_canary(setup, count, &config, &broker, &stats)?;
         }
