@@ -36,6 +36,7 @@ fn idle_holds_every_connection() {
     assert_eq!(r.figure("joined"), Some(200.0), "{table}");
     assert_eq!(r.figure("connect_errors"), Some(0.0), "{table}");
     assert!(r.figure("server_rss_per_conn").is_some(), "{table}");
+    assert!(r.figure("server_rss_per_conn_joined").is_some(), "{table}");
 }
 
 #[test]

@@ -87,11 +87,14 @@ pub fn run(common: &Common, args: &IdleArgs) -> Result<Report, String> {
     );
     let connect_s = (now_ns() - started) as f64 / 1e9;
     let joined = Shared::get(&run.shared.joined);
-    // Give the server a moment to settle its buffers before measuring.
+    // Measured twice: just after the storm of joins (what a burst leaves
+    // resident), and at the end of the hold, when the connections have
+    // been idle for `hold` seconds: the cost of an idle connection.
     run.set_phase(Phase::Run);
     run.wait(Duration::from_millis(500), |_| false, progress);
-    let rss_after = procfs::total(pids, procfs::rss_bytes);
+    let rss_joined = procfs::total(pids, procfs::rss_bytes);
     run.wait(Duration::from_secs(args.hold), |_| false, progress);
+    let rss_after = procfs::total(pids, procfs::rss_bytes);
     let timed_out = run.timed_out;
     let shared = run.shared.clone();
     let workers = run.finish();
@@ -104,14 +107,16 @@ pub fn run(common: &Common, args: &IdleArgs) -> Result<Report, String> {
     report.add("closed_while_held", closed, "");
     report.add("connect_time", connect_s, "s");
     report.add("connects_per_sec", ratio(joined as f64, connect_s), "1/s");
-    match (rss_before, rss_after) {
-        (Ok(a), Ok(b)) if !pids.is_empty() => {
+    match (rss_before, rss_joined, rss_after) {
+        (Ok(a), Ok(j), Ok(b)) if !pids.is_empty() => {
+            let per = |rss: u64| ratio(rss.saturating_sub(a) as f64, joined as f64);
             report.add("server_rss_before", a, "B");
+            report.add("server_rss_joined", j, "B");
             report.add("server_rss_after", b, "B");
-            let per = ratio(b.saturating_sub(a) as f64, joined as f64);
-            report.add("server_rss_per_conn", per, "B");
+            report.add("server_rss_per_conn_joined", per(j), "B");
+            report.add("server_rss_per_conn", per(b), "B");
         }
-        (Err(e), _) | (_, Err(e)) => report.notes.push(format!("RSS: {e}")),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => report.notes.push(format!("RSS: {e}")),
         _ => report
             .notes
             .push("no --server-pid: server RSS not measured".into()),
