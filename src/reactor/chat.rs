@@ -18,7 +18,7 @@ use crate::stats::ReactorStats;
 use crate::ws::close;
 
 /// At most one typing notice per socket per this many milliseconds.
-const TYPING_INTERVAL_MS: u64 = 1000;
+const TYPING_INTERVAL_MS: u32 = 1000;
 
 /// Messages a history request returns when it names no limit.
 const DEFAULT_PAGE: u64 = 50;
@@ -153,9 +153,7 @@ pub fn on_text(
                 return refuse(out, ErrorCode::NotJoined, id, &room, None);
             };
             // Ephemeral: extra typing notices are dropped, not refused.
-            let now = ctx.clock.ms();
-            if now >= chat.next_typing_ms {
-                chat.next_typing_ms = now + TYPING_INTERVAL_MS;
+            if chat.take_typing_turn(ctx.clock.ms(), TYPING_INTERVAL_MS) {
                 let room = chat.rooms.get(i).map(|s| s.name.clone())?;
                 ctx.broker.typing(&room, &chat.user);
             }

@@ -10,7 +10,7 @@
 //!   the linger deadline passes, so the peer reads our last bytes instead of
 //!   a reset.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,24 +78,71 @@ pub struct ChatSession {
     /// The name every message from this socket carries: the authenticated
     /// user, or `guest:<name>` with `--allow-guests`.
     pub user: Arc<str>,
-    pub peer: IpAddr,
+    /// The client address its connection counts against, IPv4 as
+    /// IPv4-mapped: 16 bytes where `IpAddr` takes 17 and pads the slot.
+    peer: Ipv6Addr,
     pub rooms: RoomSlots,
     /// Requests this socket may still make (message rate limit).
     pub budget: Bucket,
-    /// Reactor clock (ms) before which typing notices are dropped.
-    pub next_typing_ms: u64,
+    /// Reactor clock in ms, modulo 2^32, at which the next typing notice
+    /// may go out (see [`ChatSession::take_typing_turn`]).
+    typing_at: u32,
+    /// Unix seconds the session ends at (u32 lasts until 2106); 0 for
+    /// guests.
+    expires: u32,
     /// The session the socket was opened with (none for guests): a log-out
     /// or its expiry ends the socket too.
     pub sid: Option<Box<str>>,
-    /// Unix seconds the session ends at; 0 for guests.
-    pub expires: u64,
 }
 
 impl ChatSession {
+    /// A new chat session; `expires` is 0 for guests.
+    pub fn new(
+        user: Arc<str>,
+        peer: IpAddr,
+        budget: Bucket,
+        sid: Option<Box<str>>,
+        expires: u64,
+    ) -> ChatSession {
+        let peer = match peer {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        ChatSession {
+            user,
+            peer,
+            rooms: RoomSlots::default(),
+            budget,
+            typing_at: 0,
+            expires: u32::try_from(expires).unwrap_or(u32::MAX),
+            sid,
+        }
+    }
+
+    /// The client address, as it was given to [`ChatSession::new`] once
+    /// canonical (an IPv4-mapped IPv6 address comes back as IPv4).
+    pub fn peer(&self) -> IpAddr {
+        IpAddr::V6(self.peer).to_canonical()
+    }
+
+    /// Whether a typing notice may go out at reactor time `now_ms`; if so,
+    /// the next may follow `interval_ms` later. The next turn is never
+    /// more than `interval_ms` ahead, so any other distance on the 2^32 ms
+    /// circle is a turn already passed: no wrap-around ever blocks typing.
+    pub fn take_typing_turn(&mut self, now_ms: u64, interval_ms: u32) -> bool {
+        let now = u32::try_from(now_ms & u64::from(u32::MAX)).unwrap_or(0);
+        let wait = self.typing_at.wrapping_sub(now);
+        if wait != 0 && wait <= interval_ms {
+            return false;
+        }
+        self.typing_at = now.wrapping_add(interval_ms);
+        true
+    }
+
     /// Whether the session behind this socket has been logged out or has
     /// expired at `now` (unix seconds).
     pub fn has_ended(&self, now: u64, revoked: &crate::auth::store::Revocations) -> bool {
-        let expired = self.expires != 0 && now >= self.expires;
+        let expired = self.expires != 0 && now >= u64::from(self.expires);
         expired || self.sid.as_deref().is_some_and(|sid| revoked.contains(sid))
     }
 }
@@ -171,6 +218,47 @@ mod tests {
         // Every idle WebSocket costs one slab slot of this size; keep an eye
         // on it when adding fields.
         let size = std::mem::size_of::<Conn>();
-        assert!(size <= 160, "Conn grew to {size} bytes");
+        assert!(size <= 120, "Conn grew to {size} bytes");
+    }
+
+    fn session(peer: &str) -> ChatSession {
+        let peer = peer.parse().unwrap();
+        let rate = crate::auth::limits::Rate {
+            per_sec: 10.0,
+            burst: 20.0,
+        };
+        ChatSession::new(Arc::from("ann"), peer, Bucket::full(rate, 0), None, 0)
+    }
+
+    #[test]
+    fn the_peer_comes_back_as_given() {
+        for ip in ["10.1.2.3", "::1", "2001:db8::7", "127.0.0.1"] {
+            assert_eq!(session(ip).peer().to_string(), ip);
+        }
+    }
+
+    #[test]
+    fn typing_turns_are_a_second_apart() {
+        let mut s = session("::1");
+        assert!(s.take_typing_turn(5_000, 1000));
+        assert!(!s.take_typing_turn(5_001, 1000));
+        assert!(!s.take_typing_turn(5_999, 1000));
+        assert!(s.take_typing_turn(6_000, 1000));
+        assert!(s.take_typing_turn(9_000, 1000));
+    }
+
+    #[test]
+    fn typing_turns_survive_the_clock_wrapping() {
+        let mut s = session("::1");
+        let wrap = 1u64 << 32;
+        // A first notice long after the reactor started.
+        assert!(s.take_typing_turn(3 * wrap + 17, 1000));
+        assert!(!s.take_typing_turn(3 * wrap + 500, 1000));
+        // Across the wrap of the low 32 bits.
+        assert!(s.take_typing_turn(4 * wrap - 10, 1000));
+        assert!(!s.take_typing_turn(4 * wrap + 100, 1000));
+        assert!(s.take_typing_turn(4 * wrap + 990, 1000));
+        // Weeks of silence, then typing again: allowed at once.
+        assert!(s.take_typing_turn(4 * wrap + 990 + (40 << 24), 1000));
     }
 }

@@ -312,7 +312,7 @@ fn start_linger(conn: &mut Conn, ctx: &mut Ctx) {
 /// when their `Joined` event finds the connection gone.
 pub fn retire_session(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
     let Some(chat) = conn.chat() else { return };
-    ctx.auth.conns_by_ip.release(&chat.peer);
+    ctx.auth.conns_by_ip.release(&chat.peer());
     ctx.auth.conns_by_user.release(&chat.user);
     let user = chat.user.clone();
     for slot in std::mem::take(&mut chat.rooms).as_slice() {

@@ -179,6 +179,8 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
         Identity::User(claims) => (Some(Box::from(claims.sid.as_str())), claims.expires),
         Identity::Guest(_) => (None, 0),
     };
+    // Counted as the session will release it: canonical.
+    let peer = peer.to_canonical();
     if !auth.conns_by_ip.acquire(&peer) {
         ReactorStats::add(&auth.stats.rate_limit_hits, 1);
         return refuse_upgrade(buf, 429, "too many connections from this address");
@@ -196,15 +198,10 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
     };
     write_switching_protocols(buf, &accept, extra);
     let rate = ctx.message_rate();
-    Outcome::Upgrade(Session::Chat(ChatSession {
-        user,
-        peer,
-        rooms: Default::default(),
-        budget: Bucket::full(rate, ctx.clock.ms()),
-        next_typing_ms: 0,
-        sid,
-        expires,
-    }))
+    let budget = Bucket::full(rate, ctx.clock.ms());
+    Outcome::Upgrade(Session::Chat(ChatSession::new(
+        user, peer, budget, sid, expires,
+    )))
 }
 
 fn upgrade_echo(req: &Request, buf: &mut Vec<u8>) -> Outcome {

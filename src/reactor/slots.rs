@@ -13,8 +13,10 @@ pub enum RoomSlots {
     #[default]
     Empty,
     One(RoomSlot),
-    /// Two or more rooms (or fewer, after removals from a larger list).
-    Many(Vec<RoomSlot>),
+    /// Two or more rooms, exactly sized: rare, and a boxed slice keeps the
+    /// list at the size of one slot (the enum's tag hides in the slot's
+    /// state byte).
+    Many(Box<[RoomSlot]>),
 }
 
 impl RoomSlots {
@@ -50,12 +52,12 @@ impl RoomSlots {
     pub fn push(&mut self, slot: RoomSlot) {
         *self = match std::mem::take(self) {
             RoomSlots::Empty => RoomSlots::One(slot),
-            RoomSlots::One(first) => RoomSlots::Many(vec![first, slot]),
-            RoomSlots::Many(mut slots) => {
-                // Grow by one: a socket in a few rooms keeps a few slots.
+            RoomSlots::One(first) => RoomSlots::Many(Box::new([first, slot])),
+            RoomSlots::Many(slots) => {
+                let mut slots = slots.into_vec();
                 slots.reserve_exact(1);
                 slots.push(slot);
-                RoomSlots::Many(slots)
+                RoomSlots::Many(slots.into_boxed_slice())
             }
         };
     }
@@ -69,11 +71,14 @@ impl RoomSlots {
                 RoomSlots::One(slot) => Some(slot),
                 _ => None,
             },
+            RoomSlots::Many(slots) if i >= slots.len() => None,
             RoomSlots::Many(slots) => {
-                let slot = (i < slots.len()).then(|| slots.swap_remove(i))?;
-                if slots.len() == 1 {
-                    *self = slots.pop().map_or(RoomSlots::Empty, RoomSlots::One);
-                }
+                let mut rest = std::mem::take(slots).into_vec();
+                let slot = rest.swap_remove(i);
+                *self = match rest.len() {
+                    1 => rest.pop().map_or(RoomSlots::Empty, RoomSlots::One),
+                    _ => RoomSlots::Many(rest.into_boxed_slice()),
+                };
                 Some(slot)
             }
         }
@@ -129,8 +134,12 @@ mod tests {
     }
 
     #[test]
-    fn the_list_is_no_larger_than_a_vec_plus_a_word() {
+    fn the_list_is_no_larger_than_one_slot() {
         let size = std::mem::size_of::<RoomSlots>();
-        assert!(size <= 32, "RoomSlots is {size} bytes");
+        assert_eq!(
+            size,
+            std::mem::size_of::<RoomSlot>(),
+            "RoomSlots is {size} bytes"
+        );
     }
 }
