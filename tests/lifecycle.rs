@@ -218,3 +218,50 @@ fn shutdown_is_bounded_even_if_clients_never_answer() {
         start.elapsed()
     );
 }
+
+/// User plus system CPU seconds of a process, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+/// Out of descriptors (EMFILE), a reactor pauses accepting, logs once,
+/// keeps serving the sockets it has, does not spin while paused, and
+/// accepts again once descriptors are free.
+#[test]
+fn running_out_of_descriptors_pauses_accepts_without_spinning() {
+    let server =
+        Server::start_with_fd_limit(64, &["--reactors", "1", "--max-pending-per-ip", "1000"]);
+    let mut early = server.client("early");
+    early.join("r", None);
+
+    let held: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
+        .collect();
+    let start = Instant::now();
+    while !server.log.lock().unwrap().contains("cannot accept") {
+        assert!(start.elapsed() < common::WAIT, "no EMFILE warning");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Paused: the loop sleeps until the back-off ends, then retries.
+    let pid = server.child.id();
+    let before = cpu_secs(pid);
+    std::thread::sleep(Duration::from_millis(1500));
+    let spent = cpu_secs(pid) - before;
+    assert!(spent < 0.3, "{spent:.2} s of CPU in 1.5 s while paused");
+    let warnings = server.log.lock().unwrap().matches("cannot accept").count();
+    assert_eq!(warnings, 1, "one warning per episode");
+
+    early.say("r", "still served", "e1");
+    assert_eq!(early.recv_type("ack")["seq"], 1);
+
+    drop(held);
+    let mut late = server.client("late");
+    late.join("r", None);
+    late.say("r", "back", "l1");
+    assert_eq!(late.recv_type("ack")["seq"], 2);
+}

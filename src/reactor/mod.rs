@@ -193,6 +193,13 @@ impl Reactor {
             for key in revisit.drain(..) {
                 self.on_ready(key, true, false);
             }
+            // A pause ends on the pass its deadline wakes: left to the
+            // sweep, an expired deadline would make every poll until then
+            // return at once (a busy loop while out of descriptors).
+            if self.accept_paused.is_some_and(|t| t <= self.ctx.clock.now) {
+                self.accept_paused = None;
+                self.accept_pending = true;
+            }
             if self.accept_pending {
                 self.accept();
             }
@@ -358,10 +365,6 @@ impl Reactor {
     /// connections that is well under a millisecond.
     fn sweep(&mut self) {
         self.next_sweep = self.ctx.clock.now + SWEEP_EVERY;
-        if self.accept_paused.is_some_and(|t| t <= self.ctx.clock.now) {
-            self.accept_paused = None;
-            self.accept();
-        }
         let now = self.ctx.clock.now;
         let secs = self.ctx.clock.secs;
         let interval = u32::try_from(self.ctx.config.ping_interval_secs).unwrap_or(u32::MAX);

@@ -45,10 +45,27 @@ impl Server {
         } else {
             &["--log-level", "info"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(level)
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_parley"));
+        cmd.args(["--listen", "127.0.0.1:0"]).args(level).args(args);
+        Server::launch(cmd)
+    }
+
+    /// Starts a guests-allowed server that may hold at most `nofile` open
+    /// descriptors (through the shell's `ulimit -n`, then `exec`, so the
+    /// child is the server itself).
+    pub fn start_with_fd_limit(nofile: u32, args: &[&str]) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_parley"))
+            .args(["--listen", "127.0.0.1:0", "--log-level", "info"])
+            .args(["--allow-guests", "--message-rate", "1000000"])
+            .args(args);
+        Server::launch(cmd)
+    }
+
+    fn launch(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
