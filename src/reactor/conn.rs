@@ -218,7 +218,9 @@ mod tests {
         // Every idle WebSocket costs one slab slot of this size; keep an eye
         // on it when adding fields.
         let size = std::mem::size_of::<Conn>();
-        assert!(size <= 120, "Conn grew to {size} bytes");
+        // Debug builds of mio keep a selector id in every socket.
+        let limit = if cfg!(debug_assertions) { 136 } else { 120 };
+        assert!(size <= limit, "Conn grew to {size} bytes");
     }
 
     fn session(peer: &str) -> ChatSession {
