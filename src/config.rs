@@ -102,6 +102,9 @@ settings! {
     /// Rooms the embedded broker holds at once; past it, the least
     /// recently used room nobody is in is forgotten.
     max_rooms: usize = 100_000, env "PARLEY_MAX_ROOMS";
+    /// Private rooms one user may create on the embedded broker (private
+    /// rooms are never forgotten to make space).
+    max_owned_rooms: usize = 100, env "PARLEY_MAX_OWNED_ROOMS";
     /// Bytes of message history the embedded broker keeps in all rooms;
     /// past it, idle rooms are forgotten, then the oldest messages.
     max_history_bytes: usize = 256 * 1024 * 1024, env "PARLEY_MAX_HISTORY_BYTES";
@@ -260,6 +263,7 @@ impl Config {
             ("max_text_bytes", u(self.max_text_bytes), 1, 1 << 20),
             ("max_rooms_per_conn", u(self.max_rooms_per_conn), 1, 10_000),
             ("max_rooms", u(self.max_rooms), 1, 100_000_000),
+            ("max_owned_rooms", u(self.max_owned_rooms), 1, 1_000_000),
             (
                 "max_history_bytes",
                 u(self.max_history_bytes),

@@ -199,6 +199,7 @@ fn make_broker(
             history_on_join: config.history_on_join,
             max_rooms: config.max_rooms,
             max_history_bytes: config.max_history_bytes,
+            max_owned_rooms: config.max_owned_rooms,
         };
         return Ok(Arc::new(MemoryBroker::new(inboxes, limits)));
     }

@@ -200,3 +200,87 @@ fn idle_rooms_make_space_and_history_stays_in_budget() {
     );
     assert_eq!(page["more"], false);
 }
+
+/// Joins and leaves `n` throwaway rooms, so a broker capped at a few rooms
+/// has to forget the idle ones.
+fn churn_rooms(c: &mut Client, prefix: &str, n: usize) {
+    for i in 0..n {
+        let room = format!("{prefix}{i}");
+        c.join(&room, None);
+        c.send(json!({"type":"leave","room": room}));
+        c.recv_type("left");
+    }
+}
+
+/// A private room is never forgotten to make space: its member list is
+/// what keeps others out, and a forgotten one would come back public.
+#[test]
+fn a_private_room_is_never_forgotten_for_space() {
+    let server = Server::start(&["--max-rooms", "3"]);
+    let mut alice = server.client("alice");
+    alice.send(json!({"type":"create","room":"secret","private":true}));
+    alice.recv_type("created");
+    alice.join("secret", None);
+    alice.say("secret", "the launch code is 1234", "a1");
+    alice.recv_type("ack");
+    alice.send(json!({"type":"leave","room":"secret"}));
+    alice.recv_type("left");
+
+    let mut mallory = server.client("mallory");
+    mallory.send(json!({"type":"join","room":"secret"}));
+    assert_eq!(error_code(&mut mallory), "forbidden");
+    churn_rooms(&mut mallory, "filler", 6);
+    mallory.send(json!({"type":"join","room":"secret"}));
+    assert_eq!(error_code(&mut mallory), "forbidden");
+    mallory.send(json!({"type":"create","room":"secret","private":true}));
+    assert_eq!(error_code(&mut mallory), "room_exists");
+
+    let (_, backlog) = alice.join("secret", None);
+    assert_eq!(backlog.len(), 1, "alice's message is still there");
+}
+
+/// A public room forgotten and made again starts its seqs over under a new
+/// epoch: a client resuming with the old epoch is told to reset instead
+/// of being handed reused numbers as if they were what it missed.
+#[test]
+fn a_room_made_again_after_eviction_has_a_new_epoch() {
+    let server = Server::start(&["--max-rooms", "3"]);
+    let mut alice = server.client("alice");
+    let (joined, _) = alice.join("news", None);
+    let epoch = joined["epoch"].as_str().unwrap().to_string();
+    for i in 1..=3 {
+        alice.say("news", &format!("old {i}"), &format!("o{i}"));
+        alice.recv_type("ack");
+    }
+    drop(alice);
+
+    let mut bob = server.client("bob");
+    churn_rooms(&mut bob, "other", 6);
+    bob.join("news", None);
+    for i in 1..=5 {
+        bob.say("news", &format!("new {i}"), &format!("n{i}"));
+        recv_until(&mut bob, |v| v["type"] == "ack");
+    }
+
+    let mut alice = server.client("alice");
+    alice.send(json!({"type":"join","room":"news","since":3,"epoch":epoch}));
+    let joined = alice.recv_type("joined");
+    assert_eq!(joined["reset"], true, "{joined}");
+    assert_ne!(joined["epoch"].as_str().unwrap(), epoch);
+    assert_eq!(joined["seq"], 5);
+}
+
+/// Private rooms cannot be forgotten, so one user may only make so many.
+#[test]
+fn private_rooms_per_owner_are_capped() {
+    let server = Server::start(&["--max-owned-rooms", "2"]);
+    let mut c = server.client("maker");
+    for room in ["p1", "p2"] {
+        c.send(json!({"type":"create","room":room,"private":true}));
+        c.recv_type("created");
+    }
+    c.send(json!({"type":"create","room":"p3","private":true}));
+    assert_eq!(error_code(&mut c), "too_many_rooms");
+    c.send(json!({"type":"create","room":"open","private":false}));
+    c.recv_type("created");
+}

@@ -320,6 +320,7 @@ mod tests {
                 history_on_join: 1,
                 max_rooms: 1,
                 max_history_bytes: 1 << 20,
+                max_owned_rooms: 1,
             },
         );
         let text = render(&stats, &broker);

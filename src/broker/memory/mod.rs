@@ -8,6 +8,7 @@
 //! live message. History is lost when the process exits; the epoch, fresh at
 //! every start, tells reconnecting clients so.
 
+mod listing;
 mod room;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use crate::chat::request::ReqId;
 use crate::chat::wire::{self, Frame, RoomInfo};
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Acked, Event, History, Inbox, Joined, Reply};
+use listing::Listing;
 use room::Room;
 
 /// Sizes the embedded broker keeps to.
@@ -37,6 +39,23 @@ pub struct Limits {
     /// Bytes of stored messages across all rooms; past it, idle rooms are
     /// forgotten first, then the busiest room's oldest messages.
     pub max_history_bytes: usize,
+    /// Private rooms one user may create. Private rooms are never
+    /// forgotten (their member list is what keeps others out), so this is
+    /// what stops one account from filling `max_rooms` with them.
+    pub max_owned_rooms: usize,
+}
+
+/// Rooms a `rooms` answer lists at most (the Redis broker's cap too).
+const MAX_LISTED: usize = 500;
+
+/// What an eviction is making space for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// A room slot (`max_rooms`): only public rooms are forgotten.
+    Slot,
+    /// History bytes (`max_history_bytes`): a public room is forgotten, a
+    /// private one loses its stored messages but stays.
+    Bytes,
 }
 
 /// Rooms looked at to find one to evict (approximate LRU, as Redis does).
@@ -49,7 +68,11 @@ pub struct MemoryBroker {
     /// A logical clock for least-recently-used eviction.
     tick: std::sync::atomic::AtomicU64,
     inboxes: Vec<Arc<Inbox>>,
+    /// This process's epoch; each room's is this plus a count of rooms
+    /// made so far.
     epoch: Arc<str>,
+    rooms_made: std::sync::atomic::AtomicU64,
+    listing: Mutex<Listing>,
     limits: Limits,
 }
 
@@ -61,6 +84,8 @@ impl MemoryBroker {
             tick: Default::default(),
             inboxes,
             epoch: super::random_id().into(),
+            rooms_made: Default::default(),
+            listing: Default::default(),
             limits,
         }
     }
@@ -74,10 +99,14 @@ impl MemoryBroker {
         if !create {
             return None;
         }
-        if rooms.len() >= self.limits.max_rooms && !self.evict_one(&mut rooms) {
+        if rooms.len() >= self.limits.max_rooms && !self.evict_one(&mut rooms, Need::Slot) {
             return None;
         }
-        let room = Arc::new(Mutex::new(Room::new(self.inboxes.len())));
+        let made = self
+            .rooms_made
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let epoch = format!("{}-{made}", self.epoch);
+        let room = Arc::new(Mutex::new(Room::new(self.inboxes.len(), epoch.into())));
         rooms.insert(name.clone(), room.clone());
         Some(room)
     }
@@ -86,28 +115,48 @@ impl MemoryBroker {
         self.tick.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Forgets the least recently used idle room among a sample; false if
-    /// every sampled room has members. The caller holds the map lock; room
-    /// locks are only tried, never waited for.
-    fn evict_one(&self, rooms: &mut HashMap<RoomName, Arc<Mutex<Room>>>) -> bool {
+    /// Makes space from the least recently used idle room among a sample;
+    /// false if no sampled room can give any. The caller holds the map
+    /// lock; room locks are only tried, never waited for.
+    fn evict_one(&self, rooms: &mut HashMap<RoomName, Arc<Mutex<Room>>>, need: Need) -> bool {
+        let gives = |room: &Room| {
+            room.is_idle()
+                && match need {
+                    Need::Slot => !room.is_private(),
+                    Need::Bytes => room.bytes > 0,
+                }
+        };
         let victim = rooms
             .iter()
             .filter_map(|(name, room)| {
-                let room = room.try_lock().ok()?;
-                room.is_idle()
-                    .then(|| (room.touched, name.clone(), room.bytes))
+                let guard = room.try_lock().ok()?;
+                gives(&guard).then(|| (guard.touched, name.clone(), room.clone()))
             })
             .take(EVICTION_SAMPLE)
             .min_by_key(|(touched, _, _)| *touched);
-        let Some((_, name, bytes)) = victim else {
+        let Some((_, name, victim)) = victim else {
             return false;
         };
-        rooms.remove(&name);
+        // Tried, not waited for: a publisher holds its room's lock while it
+        // waits for the map lock we hold. Rechecked: it was let go.
+        let Ok(mut room) = victim.try_lock() else {
+            return false;
+        };
+        if !gives(&room) {
+            return false;
+        }
+        let freed = if room.is_private() {
+            room.forget_history()
+        } else {
+            rooms.remove(&name);
+            lock(&self.listing).remove_public(&name);
+            room.bytes
+        };
         self.bytes.fetch_sub(
-            isize::try_from(bytes).unwrap_or(0),
+            isize::try_from(freed).unwrap_or(0),
             std::sync::atomic::Ordering::Relaxed,
         );
-        log::debug!("memory broker: evicted idle room to make space");
+        log::debug!("memory broker: evicted an idle room's history to make space");
         true
     }
 
@@ -119,7 +168,7 @@ impl MemoryBroker {
         while over() {
             let evicted = {
                 let mut rooms = lock(&self.rooms);
-                self.evict_one(&mut rooms)
+                self.evict_one(&mut rooms, Need::Bytes)
             };
             if evicted {
                 continue;
@@ -217,12 +266,16 @@ impl Broker for MemoryBroker {
             };
             return self.reply(req.to, Event::JoinFailed(Box::new(reply)));
         }
-        room.used = true;
+        if !room.used {
+            room.used = true;
+            lock(&self.listing).add_public(&req.room);
+        }
+        room.touched = self.now();
         if let Some(n) = room.interest.get_mut(req.to.reactor) {
             *n += 1;
         }
         let came_online = room.enter(&req.user);
-        let same_epoch = req.epoch.as_deref().is_none_or(|e| *e == *self.epoch);
+        let same_epoch = req.epoch.as_deref().is_none_or(|e| *e == *room.epoch);
         let since = req.since.filter(|_| same_epoch);
         let (backlog, reset) = room.backlog(since, self.limits.history_on_join);
         let joined = Joined {
@@ -230,7 +283,7 @@ impl Broker for MemoryBroker {
             room: req.room.clone(),
             user: req.user.clone(),
             seq: room.last_seq,
-            epoch: self.epoch.clone(),
+            epoch: room.epoch.clone(),
             reset: reset || (req.since.is_some() && !same_epoch),
             backlog,
             online: room.online_users(),
@@ -364,11 +417,20 @@ impl Broker for MemoryBroker {
         if room.used {
             return self.fail(req.to, req.room, ErrorCode::RoomExists, None, req.id);
         }
-        room.used = true;
-        room.owner = Some(req.user.clone());
+        let mut listing = lock(&self.listing);
         if req.private {
-            room.members = Some([req.user].into_iter().collect());
+            if listing.owned_by(&req.user) >= self.limits.max_owned_rooms {
+                return self.fail(req.to, req.room, ErrorCode::TooManyRooms, None, req.id);
+            }
+            listing.add_private(&req.room, &req.user);
+            room.members = Some([req.user.clone()].into_iter().collect());
+        } else {
+            listing.add_public(&req.room);
         }
+        drop(listing);
+        room.used = true;
+        room.touched = self.now();
+        room.owner = Some(req.user);
         self.frame_to(
             req.to,
             wire::created(&req.room, req.private, req.id.as_ref()),
@@ -387,7 +449,9 @@ impl Broker for MemoryBroker {
             .filter(|_| allowed)
         {
             Some(members) => {
-                members.insert(Arc::from(req.user.as_str()));
+                let user: Arc<str> = Arc::from(req.user.as_str());
+                lock(&self.listing).add_member(&req.room, &user);
+                members.insert(user);
                 self.frame_to(req.to, wire::invited(&req.room, &req.user, req.id.as_ref()));
             }
             None => self.fail(req.to, req.room, ErrorCode::Forbidden, None, req.id),
@@ -395,23 +459,25 @@ impl Broker for MemoryBroker {
     }
 
     fn rooms(&self, req: RoomsRequest) {
-        let rooms: Vec<(RoomName, Arc<Mutex<Room>>)> = lock(&self.rooms)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut list: Vec<RoomInfo> = rooms
+        let names = lock(&self.listing).visible(&req.user, MAX_LISTED);
+        let rooms: Vec<(RoomName, Arc<Mutex<Room>>)> = {
+            let map = lock(&self.rooms);
+            let found = names
+                .into_iter()
+                .filter_map(|n| Some((n.clone(), map.get(&n)?.clone())));
+            found.collect()
+        };
+        let list: Vec<RoomInfo> = rooms
             .into_iter()
             .filter_map(|(name, room)| {
                 let room = lock(&room);
-                let listed = room.used && !name.starts_with('_') && room.admits(&req.user);
-                listed.then(|| RoomInfo {
+                room.admits(&req.user).then(|| RoomInfo {
                     room: name.to_string(),
-                    private: room.members.is_some(),
+                    private: room.is_private(),
                     online: room.online.len(),
                 })
             })
             .collect();
-        list.sort_by(|a, b| a.room.cmp(&b.room));
         self.frame_to(req.to, wire::rooms(&list, req.id.as_ref()));
     }
 

@@ -34,6 +34,10 @@ pub struct Room {
     pub bytes: usize,
     /// Broker clock tick of the last join or message, for eviction.
     pub touched: u64,
+    /// This incarnation of the room: a room forgotten and made again
+    /// starts its seqs over under a new epoch, so a client resuming with
+    /// the old one is told to reset instead of being handed reused seqs.
+    pub epoch: Arc<str>,
 }
 
 fn signed(n: usize) -> isize {
@@ -41,9 +45,10 @@ fn signed(n: usize) -> isize {
 }
 
 impl Room {
-    pub fn new(reactors: usize) -> Room {
+    pub fn new(reactors: usize, epoch: Arc<str>) -> Room {
         Room {
             interest: vec![0; reactors],
+            epoch,
             ..Room::default()
         }
     }
@@ -97,6 +102,20 @@ impl Room {
     /// Messages held.
     pub fn stored(&self) -> usize {
         self.ring.len()
+    }
+
+    /// Forgets every stored message, keeping the room and its seq: a
+    /// later `since` from before now gets a reset.
+    pub fn forget_history(&mut self) -> usize {
+        let freed = self.bytes;
+        self.ring.clear();
+        self.sent.clear();
+        self.bytes = 0;
+        freed
+    }
+
+    pub fn is_private(&self) -> bool {
+        self.members.is_some()
     }
 
     /// Whether no socket anywhere on this node is in the room.
@@ -188,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_ring_forgets_old_messages_and_their_cids() {
-        let mut r = Room::new(1);
+        let mut r = Room::new(1, Arc::from("e"));
         let u: Arc<str> = Arc::from("u");
         for seq in 1..=5 {
             r.store(seq, frame(seq), u.clone(), format!("c{seq}").into(), 3);
@@ -206,7 +225,7 @@ mod tests {
 
     #[test]
     fn presence_counts_sockets_per_user() {
-        let mut r = Room::new(1);
+        let mut r = Room::new(1, Arc::from("e"));
         let a: Arc<str> = Arc::from("a");
         assert!(r.enter(&a));
         assert!(!r.enter(&a), "a second tab is not news");
@@ -217,7 +236,7 @@ mod tests {
 
     #[test]
     fn private_rooms_admit_members_only() {
-        let mut r = Room::new(1);
+        let mut r = Room::new(1, Arc::from("e"));
         assert!(r.admits("anyone"));
         r.members = Some([Arc::from("owner")].into_iter().collect());
         assert!(r.admits("owner") && !r.admits("anyone"));
