@@ -73,10 +73,40 @@ ensure_packages() {
         fi
     fi
 
+    ensure_rust
+
     local cmd
-    for cmd in cc pkg-config redis-server nginx curl chromium node; do
+    for cmd in cc pkg-config redis-server nginx curl chromium node cargo; do
         printf '%-13s %s\n' "$cmd" "$(command -v "$cmd")"
     done
+}
+
+# Puts a rustup toolchain in ~/.cargo on PATH when cargo is not already
+# there: rustup's installer adds it to the shell profiles, which this
+# shell has not read. Called before every step, as each runs in a
+# subshell that inherits this one's PATH.
+use_cargo_env() {
+    if ! command -v cargo >/dev/null && [[ -f $HOME/.cargo/env ]]; then
+        # shellcheck source=/dev/null
+        source "$HOME/.cargo/env"
+    fi
+}
+
+# No cargo at all (a fresh Debian machine): rustup's stable toolchain for
+# the current user, minimal profile plus the rustfmt and clippy the fmt and
+# clippy steps run. Needs curl and cc, installed above. cargo-nextest stays
+# optional: without it the test step uses cargo test.
+ensure_rust() {
+    use_cargo_env
+    if command -v cargo >/dev/null; then
+        return 0
+    fi
+    echo "installing: Rust stable with rustup (into ~/.rustup and ~/.cargo)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs |
+        sh -s -- -y --profile minimal --default-toolchain stable
+    # shellcheck source=/dev/null
+    source "$HOME/.cargo/env"
+    rustup component add rustfmt clippy
 }
 
 # Python tools the Rust tests call: prometheus_client's text parser checks
@@ -217,6 +247,7 @@ step_deploy-lint() {
 # through `exit`, so its EXIT trap (used to stop servers) always runs.
 run_step() {
     local name=$1 fn=$2 log=$logs/$1.log start status
+    use_cargo_env
     echo
     echo "==> $name"
     start=$SECONDS

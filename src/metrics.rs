@@ -111,8 +111,83 @@ pub const CLOSE_CODES: &[u16] = &[
 
 /// HTTP error statuses the server sends.
 pub const ERROR_STATUSES: &[u16] = &[
-    400, 401, 403, 404, 405, 408, 413, 426, 429, 431, 500, 501, 503, 505,
+    400, 401, 403, 404, 405, 408, 409, 411, 413, 426, 429, 431, 500, 501, 503, 505,
 ];
+
+/// The limits whose refusals `parley_rate_limit_hits_total` counts, each
+/// its own `limit` label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Sign-up and log-in attempts per client address (429).
+    LoginIp,
+    /// Log-in attempts per user name (429).
+    LoginUser,
+    /// Requests (and pings) per chat socket: `rate_limited`, or a 1008
+    /// close for a ping flood.
+    MessageRate,
+    /// Sockets per user on this node (429).
+    ConnsUser,
+    /// Sockets per client address on this node (429).
+    ConnsIp,
+    /// Rooms one socket may be in (`too_many_rooms`).
+    RoomsPerConn,
+    /// Connections before their upgrade, per reactor (503, shed).
+    PendingHandshakes,
+    /// Connections before their upgrade, per address (503, shed).
+    PendingPerIp,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 8] = [
+        Limit::LoginIp,
+        Limit::LoginUser,
+        Limit::MessageRate,
+        Limit::ConnsUser,
+        Limit::ConnsIp,
+        Limit::RoomsPerConn,
+        Limit::PendingHandshakes,
+        Limit::PendingPerIp,
+    ];
+
+    /// The `limit` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::LoginIp => "login_ip",
+            Limit::LoginUser => "login_user",
+            Limit::MessageRate => "message_rate",
+            Limit::ConnsUser => "conns_user",
+            Limit::ConnsIp => "conns_ip",
+            Limit::RoomsPerConn => "rooms_per_conn",
+            Limit::PendingHandshakes => "pending_handshakes",
+            Limit::PendingPerIp => "pending_per_ip",
+        }
+    }
+}
+
+/// Refusals by limit. Process-wide: the login limits are hit from any
+/// reactor, and a hit is rare next to the work it refuses.
+#[derive(Debug, Default)]
+pub struct LimitCounts {
+    counts: [AtomicU64; Limit::ALL.len()],
+}
+
+impl LimitCounts {
+    pub fn hit(&self, limit: Limit) {
+        let i = Limit::ALL.iter().position(|&l| l == limit);
+        if let Some(counter) = i.and_then(|i| self.counts.get(i)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(label, count)` for every limit, zeros included, so each series
+    /// exists from the first scrape.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Limit::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(l, c)| (l.label(), c.load(Ordering::Relaxed)))
+    }
+}
 
 /// Milliseconds since this process first asked, on the monotonic clock:
 /// heartbeats compare against it, so wall-clock steps cannot fake a stall.
@@ -153,5 +228,18 @@ mod tests {
             v,
             [("1000".into(), 0), ("1001".into(), 1), ("other".into(), 2)]
         );
+    }
+
+    #[test]
+    fn each_limit_counts_under_its_own_label() {
+        let c = LimitCounts::default();
+        c.hit(Limit::RoomsPerConn);
+        c.hit(Limit::LoginUser);
+        c.hit(Limit::LoginUser);
+        let v: std::collections::HashMap<_, _> = c.values().collect();
+        assert_eq!(v.len(), Limit::ALL.len(), "labels are distinct");
+        assert_eq!(v["rooms_per_conn"], 1);
+        assert_eq!(v["login_user"], 2);
+        assert_eq!(v["pending_per_ip"], 0);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::canary::CanaryStats;
-use crate::metrics::{CodeCounts, Histogram, CLOSE_CODES, ERROR_STATUSES};
+use crate::metrics::{CodeCounts, Histogram, LimitCounts, CLOSE_CODES, ERROR_STATUSES};
 
 #[derive(Debug)]
 pub struct ReactorStats {
@@ -17,8 +17,11 @@ pub struct ReactorStats {
     pub accepted: AtomicU64,
     /// Chat messages received from clients.
     pub messages_in: AtomicU64,
-    /// Room message frames queued to members.
+    /// Room message frames queued to members as they are published.
     pub deliveries: AtomicU64,
+    /// Room messages queued to clients: `deliveries` plus the backlog a
+    /// join or resume replays.
+    pub messages_out: AtomicU64,
     /// Connections closed for falling behind.
     pub slow_consumers: AtomicU64,
     /// Connections closed for not answering pings.
@@ -48,6 +51,7 @@ impl Default for ReactorStats {
             accepted: AtomicU64::new(0),
             messages_in: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
+            messages_out: AtomicU64::new(0),
             slow_consumers: AtomicU64::new(0),
             ping_timeouts: AtomicU64::new(0),
             bytes_queued: AtomicU64::new(0),
@@ -84,8 +88,8 @@ pub struct Stats {
     pub draining: AtomicBool,
     /// Failed logins and bad tokens.
     pub auth_failures: AtomicU64,
-    /// Requests refused by a rate limit or connection cap.
-    pub rate_limit_hits: AtomicU64,
+    /// Requests refused by a rate limit or connection cap, by limit.
+    pub rate_limit_hits: LimitCounts,
     pub canary: CanaryStats,
 }
 

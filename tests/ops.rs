@@ -3,10 +3,12 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{get_body, http, metrics, recv_until, Redis, Server};
+use common::{get_body, http, metrics, raw, read_response, recv_until, Redis, Server, TEST_KEY};
 use serde_json::json;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
@@ -115,30 +117,73 @@ fn print_config_layers_sources_and_redacts_secrets() {
     println!("print-config:\n{out}");
 }
 
+/// A sample's value; the test fails if the series is missing.
+fn v(m: &HashMap<String, f64>, key: &str) -> f64 {
+    *m.get(key)
+        .unwrap_or_else(|| panic!("{key} missing from /metrics"))
+}
+
+fn limit(name: &str) -> String {
+    format!("parley_rate_limit_hits_total{{limit=\"{name}\"}}")
+}
+
+fn status(code: u16) -> String {
+    format!("parley_http_errors_total{{status=\"{code}\"}}")
+}
+
+/// What moved between two scrapes, for the failure message.
+fn moved(before: &HashMap<String, f64>, after: &HashMap<String, f64>) -> String {
+    let mut lines: Vec<String> = after
+        .iter()
+        .filter(|(k, n)| before.get(*k) != Some(*n) && !k.contains("_bucket"))
+        .map(|(k, n)| format!("{k} {} -> {n}", before.get(k).copied().unwrap_or(0.0)))
+        .collect();
+    lines.sort();
+    lines.join("\n")
+}
+
 #[test]
 fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
-    let server = Server::start(&["--reactors", "2"]);
+    let server = Server::start(&[
+        "--reactors",
+        "2",
+        "--max-rooms-per-conn",
+        "1",
+        "--max-conns-per-user",
+        "1",
+    ]);
     let before = metrics(server.addr);
-    let v = |m: &std::collections::HashMap<String, f64>, k: &str| {
-        *m.get(k)
-            .unwrap_or_else(|| panic!("{k} missing from /metrics"))
-    };
     for key in [
         "parley_connections{reactor=\"0\"}",
         "parley_connections{reactor=\"1\"}",
         "parley_rooms{}",
         "parley_bytes_queued{}",
-        "parley_redis_up{}",
-        "parley_redis_reconnects_total{}",
+        "parley_broker_info{kind=\"embedded\"}",
         "parley_auth_failures_total{}",
-        "parley_rate_limit_hits_total{}",
+        "parley_messages_out_total{}",
         "parley_canary_gaps_total{}",
         "parley_publish_latency_seconds_bucket{le=\"0.0001\"}",
         "parley_fanout_latency_seconds_bucket{le=\"+Inf\"}",
     ] {
         v(&before, key);
     }
+    for name in [
+        "login_ip",
+        "login_user",
+        "message_rate",
+        "conns_user",
+        "conns_ip",
+        "rooms_per_conn",
+        "pending_handshakes",
+        "pending_per_ip",
+    ] {
+        assert_eq!(v(&before, &limit(name)), 0.0, "{name}");
+    }
     assert_eq!(v(&before, "parley_messages_in_total{}"), 0.0);
+    assert!(
+        !before.keys().any(|k| k.starts_with("parley_redis_")),
+        "no Redis configured, so no parley_redis_* series"
+    );
 
     let mut alice = server.client("alice");
     let mut bob = server.client("bob");
@@ -151,6 +196,20 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
     for _ in 0..5 {
         recv_until(&mut bob, |m| m["type"] == "message");
     }
+    // A later member gets the five as backlog: out, but not delivered live.
+    let mut carol = server.client("carol");
+    let (_, backlog) = carol.join("metered", None);
+    assert_eq!(backlog.len(), 5);
+    // One room per socket here: a second is refused, and counted.
+    carol.send(json!({"type": "join", "room": "another", "id": 7}));
+    assert_eq!(carol.recv_type("error")["code"], "too_many_rooms");
+    // One socket per user here: alice's second is refused with 429.
+    let second = http(
+        server.addr,
+        &common::UPGRADE.replace("name=raw", "name=alice"),
+    );
+    assert!(second.starts_with("HTTP/1.1 429"), "{second}");
+    drop(carol); // hangs up: alice alone keeps the room open
     http(server.addr, "GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n");
     http(server.addr, "GET /ws?name=x HTTP/1.1\r\nHost: t\r\n\r\n");
     bob.ws
@@ -169,6 +228,15 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
     );
     assert_eq!(v(&after, "parley_messages_in_total{}"), 5.0);
     assert_eq!(v(&after, "parley_deliveries_total{}"), 10.0);
+    assert_eq!(
+        v(&after, "parley_messages_out_total{}"),
+        15.0,
+        "10 live deliveries and carol's 5 of backlog:\n{}",
+        moved(&before, &after)
+    );
+    assert_eq!(v(&after, &limit("rooms_per_conn")), 1.0);
+    assert_eq!(v(&after, &limit("conns_user")), 1.0);
+    assert_eq!(v(&after, &status(429)), 1.0);
     assert_eq!(v(&after, "parley_rooms{}"), 1.0);
     assert_eq!(v(&after, "parley_publish_latency_seconds_count{}"), 5.0);
     // One observation per message per reactor with members (1 or 2).
@@ -184,7 +252,90 @@ fn metrics_parse_as_prometheus_text_and_move_with_traffic() {
         v(&after, "parley_connections_accepted_total{}")
             > v(&before, "parley_connections_accepted_total{}")
     );
-    assert_eq!(v(&after, "parley_redis_up{}"), 1.0);
+    assert_eq!(v(&after, "parley_broker_info{kind=\"embedded\"}"), 1.0);
+}
+
+/// The account workers' answers count like the router's: wrong passwords
+/// (401) and taken names (409) under `parley_http_errors_total`, failed
+/// log-ins and bad tokens under `parley_auth_failures_total`, and each
+/// log-in limit under its own label.
+#[test]
+fn account_failures_and_limits_are_counted() {
+    let server =
+        Server::start_exact(&["--session-key", TEST_KEY, "--login-attempts-per-user", "4"]);
+    let post = |path: &str, user: &str, password: &str| {
+        let body = json!({"username": user, "password": password}).to_string();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let reply = http(server.addr, &request);
+        reply[9..12].parse::<u16>().unwrap()
+    };
+    let before = metrics(server.addr);
+
+    // Four attempts for "olga" (the per-user limit), then a fifth.
+    assert_eq!(post("/api/signup", "olga", "correct horse battery"), 201);
+    assert_eq!(post("/api/signup", "olga", "another password"), 409);
+    assert_eq!(post("/api/login", "olga", "wrong password"), 401);
+    assert_eq!(post("/api/login", "olga", "wrong again!"), 401);
+    assert_eq!(post("/api/login", "olga", "correct horse battery"), 429);
+    let me = http(
+        server.addr,
+        "GET /api/me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer forged.token\r\n\r\n",
+    );
+    assert!(me.starts_with("HTTP/1.1 401"), "{me}");
+    let ws = http(server.addr, &common::UPGRADE.replace("/ws?name=raw", "/ws"));
+    assert!(ws.starts_with("HTTP/1.1 401"), "{ws}");
+
+    let after = metrics(server.addr);
+    let diff = moved(&before, &after);
+    let delta = |key: &str| v(&after, key) - v(&before, key);
+    assert_eq!(delta(&status(409)), 1.0, "{diff}");
+    assert_eq!(delta(&status(401)), 4.0, "2 log-ins, /api/me, /ws:\n{diff}");
+    assert_eq!(delta(&status(429)), 1.0, "{diff}");
+    assert_eq!(delta("parley_auth_failures_total{}"), 4.0, "{diff}");
+    assert_eq!(delta(&limit("login_user")), 1.0, "{diff}");
+    assert_eq!(delta(&limit("login_ip")), 0.0, "{diff}");
+}
+
+/// Shed connections count as 503 and under their limit; a request that
+/// stalls part way gets a 408, counted; an idle connection is closed
+/// without one.
+#[test]
+fn shed_and_timed_out_connections_are_counted() {
+    let server = Server::start(&[
+        "--reactors",
+        "1",
+        "--max-pending-handshakes",
+        "1",
+        "--handshake-timeout-ms",
+        "400",
+    ]);
+    let before = metrics(server.addr);
+
+    let mut partial = raw(server.addr);
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    let timed_out = read_response(&mut partial);
+    assert!(timed_out.starts_with("HTTP/1.1 408"), "{timed_out}");
+    drop(partial);
+
+    let mut idle = raw(server.addr);
+    std::thread::sleep(Duration::from_millis(100));
+    let shed = http(server.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(shed.starts_with("HTTP/1.1 503"), "{shed}");
+    assert!(shed.contains("Retry-After: 1"), "{shed}");
+    let mut rest = Vec::new();
+    let n = std::io::Read::read_to_end(&mut idle, &mut rest).unwrap();
+    assert_eq!(n, 0, "an idle connection times out without a response");
+
+    let after = metrics(server.addr);
+    let diff = moved(&before, &after);
+    let delta = |key: &str| v(&after, key) - v(&before, key);
+    assert_eq!(delta(&status(408)), 1.0, "{diff}");
+    assert_eq!(delta(&status(503)), 1.0, "{diff}");
+    assert_eq!(delta(&limit("pending_handshakes")), 1.0, "{diff}");
 }
 
 #[test]
@@ -234,6 +385,7 @@ fn readiness_and_redis_metrics_follow_redis() {
     };
     let m = wait_for("HTTP/1.1 200", 1.0);
     assert_eq!(m["parley_redis_reconnects_total{}"], 0.0);
+    assert_eq!(m["parley_broker_info{kind=\"redis\"}"], 1.0);
     redis.kill();
     wait_for("HTTP/1.1 503", 0.0);
     let health = http(node.addr, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");

@@ -1,8 +1,13 @@
 //! The Prometheus text exposition format (version 0.0.4), written by hand:
 //! `# HELP` and `# TYPE` once per family, then its samples; histograms as
 //! cumulative `_bucket{le=...}` lines ending at `+Inf`, with `_sum` and
-//! `_count`. Label values come from a closed set (codes, reactor indexes)
-//! or from canary node names, which are escaped all the same.
+//! `_count`. Label values come from a closed set (codes, limits, reactor
+//! indexes) or from canary node names, which are escaped all the same.
+//!
+//! The `parley_redis_*` families exist only on a node configured with
+//! Redis: on the embedded broker there is no Redis to be up, and a
+//! constant 1 would read as "Redis fine" on a dashboard.
+//! `parley_broker_info{kind}` names the broker either way.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,14 +19,16 @@ use crate::stats::{ReactorStats, Stats};
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Every metric family of this process, as one exposition.
-pub fn render(stats: &Stats, broker: &dyn Broker) -> String {
+/// Every metric family of this process, as one exposition; `with_redis`
+/// says whether `broker` is the Redis one.
+pub fn render(stats: &Stats, broker: &dyn Broker, with_redis: bool) -> String {
     let mut out = String::with_capacity(8 * 1024);
     per_reactor(&mut out, stats);
     totals(&mut out, stats);
     codes(&mut out, stats);
     latencies(&mut out, stats);
-    process(&mut out, stats, broker);
+    process(&mut out, stats);
+    broker_state(&mut out, broker, with_redis);
     canary(&mut out, stats);
     out
 }
@@ -59,7 +66,7 @@ fn per_reactor(out: &mut String, stats: &Stats) {
 
 fn totals(out: &mut String, stats: &Stats) {
     type Field = fn(&ReactorStats) -> &AtomicU64;
-    let rows: [(&str, &str, &str, Field); 8] = [
+    let rows: [(&str, &str, &str, Field); 9] = [
         ("parley_rooms", "gauge", "Rooms with local members.", |r| {
             &r.rooms
         }),
@@ -78,8 +85,15 @@ fn totals(out: &mut String, stats: &Stats) {
         (
             "parley_deliveries_total",
             "counter",
-            "Room message frames queued to local members.",
+            "Room message frames queued to local members as published.",
             |r| &r.deliveries,
+        ),
+        (
+            "parley_messages_out_total",
+            "counter",
+            "Room messages queued to clients: deliveries plus backlog \
+             replayed on join or resume.",
+            |r| &r.messages_out,
         ),
         (
             "parley_bytes_queued",
@@ -128,7 +142,8 @@ fn codes(out: &mut String, stats: &Stats) {
         out,
         name,
         "counter",
-        "HTTP error responses (refused handshakes, bad requests), by status.",
+        "HTTP error responses (refused or shed connections, bad requests, \
+         account API errors), by status.",
     );
     let mut errors: Vec<(String, u64)> = Vec::new();
     for r in &stats.reactors {
@@ -211,20 +226,8 @@ fn seconds(us: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
-fn process(out: &mut String, stats: &Stats, broker: &dyn Broker) {
+fn process(out: &mut String, stats: &Stats) {
     let gauges = [
-        (
-            "parley_redis_up",
-            "gauge",
-            "1 when the broker's storage is reachable (always 1 when embedded).",
-            u64::from(broker.is_ready()),
-        ),
-        (
-            "parley_redis_reconnects_total",
-            "counter",
-            "Times the broker had to reconnect to Redis.",
-            broker.reconnects(),
-        ),
         (
             "parley_draining",
             "gauge",
@@ -237,17 +240,49 @@ fn process(out: &mut String, stats: &Stats, broker: &dyn Broker) {
             "Failed authentications.",
             stats.auth_failures.load(Ordering::Relaxed),
         ),
-        (
-            "parley_rate_limit_hits_total",
-            "counter",
-            "Requests refused by a rate limit.",
-            stats.rate_limit_hits.load(Ordering::Relaxed),
-        ),
     ];
     for (name, kind, help, value) in gauges {
         family(out, name, kind, help);
         sample(out, name, "", value);
     }
+
+    let name = "parley_rate_limit_hits_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Requests or connections refused by a limit, by limit.",
+    );
+    for (limit, n) in stats.rate_limit_hits.values() {
+        sample(out, name, &format!("limit=\"{limit}\""), n);
+    }
+}
+
+/// Which broker this node runs, and Redis's state when it is Redis.
+fn broker_state(out: &mut String, broker: &dyn Broker, with_redis: bool) {
+    let name = "parley_broker_info";
+    family(
+        out,
+        name,
+        "gauge",
+        "Always 1; the kind label names the broker (embedded or redis).",
+    );
+    let kind = if with_redis { "redis" } else { "embedded" };
+    sample(out, name, &format!("kind=\"{kind}\""), 1);
+    if !with_redis {
+        return;
+    }
+    let name = "parley_redis_up";
+    family(out, name, "gauge", "1 while Redis is reachable.");
+    sample(out, name, "", u64::from(broker.is_ready()));
+    let name = "parley_redis_reconnects_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Times the broker had to reconnect to Redis.",
+    );
+    sample(out, name, "", broker.reconnects());
 }
 
 fn canary(out: &mut String, stats: &Stats) {
@@ -323,7 +358,7 @@ mod tests {
                 max_owned_rooms: 1,
             },
         );
-        let text = render(&stats, &broker);
+        let text = render(&stats, &broker, false);
         let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
         let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
         assert_eq!(helps, types);
@@ -333,5 +368,12 @@ mod tests {
             text.contains("parley_canary_latency_seconds_bucket{node=\"n\\\"1\",le=\"0.0005\"} 1")
         );
         assert!(text.contains("parley_publish_latency_seconds_bucket{le=\"+Inf\"} 0"));
+        assert!(text.contains("parley_broker_info{kind=\"embedded\"} 1"));
+        assert!(
+            !text.contains("parley_redis_up"),
+            "no Redis, no Redis gauge"
+        );
+        assert!(text.contains("parley_rate_limit_hits_total{limit=\"rooms_per_conn\"} 0"));
+        assert!(render(&stats, &broker, true).contains("parley_redis_up 1"));
     }
 }

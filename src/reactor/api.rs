@@ -20,10 +20,12 @@ use super::ctx::Ctx;
 use super::routes::Outcome;
 use crate::auth::password;
 use crate::auth::pool::{error, Credentials, Job, Reply};
+use crate::auth::Denied;
 use crate::broker::ConnRef;
 use crate::chat::names::is_valid_user;
 use crate::http::response::write_response;
 use crate::http::{Method, Request};
+use crate::metrics::Limit;
 use crate::stats::ReactorStats;
 
 #[derive(Deserialize)]
@@ -51,13 +53,20 @@ pub fn handle(
                 let body = json!({"username": claims.user, "expires": claims.expires});
                 respond(buf, 200, &body, &[], keep_alive)
             }
-            Err(_) => respond(
-                buf,
-                401,
-                &error("unauthenticated", "not logged in"),
-                &[],
-                keep_alive,
-            ),
+            Err(denied) => {
+                // No session is the normal logged-out state; a forged,
+                // expired or revoked token is a failed authentication.
+                if denied == Denied::Invalid {
+                    ReactorStats::add(&auth.stats.auth_failures, 1);
+                }
+                respond(
+                    buf,
+                    401,
+                    &error("unauthenticated", "not logged in"),
+                    &[],
+                    keep_alive,
+                )
+            }
         },
         (Method::Post, _) if post && !auth.origin_allowed(req) => respond(
             buf,
@@ -131,16 +140,21 @@ fn credentials(
         return respond(buf, 400, &e, &[], keep_alive);
     }
     if !signup && (!is_valid_user(&login.username) || login.password.len() > 1024) {
+        // No such account can exist: a failed log-in all the same.
+        ReactorStats::add(&ctx.auth.stats.auth_failures, 1);
         let e = error("invalid_credentials", "user name or password is wrong");
         return respond(buf, 401, &e, &[], keep_alive);
     }
     let auth = &ctx.auth;
-    let limited = auth
-        .attempts_by_ip
-        .take(&peer)
-        .and_then(|()| auth.attempts_by_user.take(&login.username));
-    if let Err(wait) = limited {
-        ReactorStats::add(&auth.stats.rate_limit_hits, 1);
+    let limited = match auth.attempts_by_ip.take(&peer) {
+        Err(wait) => Err((wait, Limit::LoginIp)),
+        Ok(()) => auth
+            .attempts_by_user
+            .take(&login.username)
+            .map_err(|wait| (wait, Limit::LoginUser)),
+    };
+    if let Err((wait, limit)) = limited {
+        ctx.hit_limit(limit);
         let retry = wait.to_string();
         let e = error("rate_limited", "too many attempts; wait and retry");
         return respond(buf, 429, &e, &[("Retry-After", &retry)], keep_alive);

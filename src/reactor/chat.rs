@@ -34,7 +34,7 @@ pub fn on_text(
         return Some(Ending::Fail(close::POLICY, "session ended; log in again"));
     }
     if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
-        ReactorStats::add(&ctx.auth.stats.rate_limit_hits, 1);
+        ctx.hit_limit(crate::metrics::Limit::MessageRate);
         out.push_vec(wire::error(ErrorCode::RateLimited, None, None, None));
         return None;
     }
@@ -59,6 +59,7 @@ pub fn on_text(
                 return refuse(out, ErrorCode::AlreadyJoined, id, &room, None);
             }
             if chat.rooms.len() >= ctx.config.max_rooms_per_conn {
+                ctx.hit_limit(crate::metrics::Limit::RoomsPerConn);
                 return refuse(out, ErrorCode::TooManyRooms, id, &room, None);
             }
             // One name per room on this reactor, not one per socket.

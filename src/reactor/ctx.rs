@@ -15,6 +15,7 @@ use crate::auth::limits::Rate;
 use crate::auth::Auth;
 use crate::broker::{Broker, ConnRef, RoomName};
 use crate::config::Config;
+use crate::metrics::Limit;
 use crate::stats::{ReactorStats, Stats};
 
 pub struct Ctx {
@@ -90,6 +91,12 @@ impl Ctx {
             per_sec,
             burst: per_sec * 2.0,
         }
+    }
+
+    /// Counts a refusal under its `limit` label of
+    /// `parley_rate_limit_hits_total`.
+    pub fn hit_limit(&self, limit: Limit) {
+        self.auth.stats.rate_limit_hits.hit(limit);
     }
 
     pub fn conn_ref(&self, key: usize, conn: &Conn) -> ConnRef {

@@ -100,6 +100,7 @@ fn deliver(room: &RoomName, frame: Frame, conns: &mut Slab<Conn>, ctx: &mut Ctx)
         }
     }
     ReactorStats::add(&ctx.stats.deliveries, members.len() as u64);
+    ReactorStats::add(&ctx.stats.messages_out, members.len() as u64);
     for key in behind {
         if let Some(conn) = conns.get_mut(key) {
             input::cut_off(key, conn, ctx);
@@ -147,6 +148,7 @@ fn on_joined(j: Joined, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
         &j.online,
         j.id.as_ref(),
     ));
+    ReactorStats::add(&ctx.stats.messages_out, j.backlog.len() as u64);
     for frame in j.backlog {
         conn.out.push_shared(frame);
     }

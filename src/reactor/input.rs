@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::conn::{Closing, Conn, Phase, Session, SlotState, WsPhase};
 use super::ctx::Ctx;
-use super::{chat, routes};
+use super::{chat, probes, routes};
 use crate::config::Config;
 use crate::http::response::write_error;
 use crate::http::{Limits, Request};
@@ -131,6 +131,26 @@ fn refuse(key: usize, conn: &mut Conn, ctx: &mut Ctx, status: u16, reason: &str)
     start_linger(conn, ctx);
 }
 
+/// `handshake_timeout_ms` ran out on a connection still speaking HTTP.
+/// A client part way through a request gets a 408 (RFC 9110 §15.5.9)
+/// before the close. One that sent nothing since its last response (an
+/// idle keep-alive connection, or a socket opened and left) is closed
+/// silently: a client that reuses an idle connection just as it closes
+/// would take a 408 for the answer to its new request. A request waiting
+/// on an auth worker is our delay, not the client's: silent as well.
+pub fn time_out(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
+    let partial = match &conn.phase {
+        Phase::Http(http) => !http.waiting && !http.buf.is_empty(),
+        _ => false,
+    };
+    if !partial || !conn.out.is_empty() {
+        log::debug!("conn={}:{key} idle HTTP connection timed out", ctx.id);
+        return ctx.mark_dead(key, conn);
+    }
+    refuse(key, conn, ctx, 408, "request not complete in time");
+    ctx.mark_dirty(key, conn);
+}
+
 /// Delivers a worker's response to a waiting connection and goes on with
 /// any requests that queued behind it.
 pub fn finish_deferred(
@@ -147,6 +167,8 @@ pub fn finish_deferred(
         return;
     }
     http.waiting = false;
+    // The workers' answers (401, 409, 503...) count like the router's.
+    probes::count_response(&bytes, ctx);
     conn.out.push_vec(bytes);
     if keep_alive {
         serve_http(key, conn, ctx);
@@ -222,6 +244,7 @@ fn on_message(
         // Pings cost a request each on chat sockets: a ping flood is cut
         // off like a message flood, not answered forever.
         if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
+            ctx.hit_limit(crate::metrics::Limit::MessageRate);
             return Some(Ending::Fail(close::POLICY, "too many pings"));
         }
     }

@@ -39,6 +39,7 @@ use crate::auth::Auth;
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::drain::{self, Drain};
+use crate::metrics::Limit;
 use crate::stats::{ReactorStats, Stats};
 use conn::{Conn, Phase};
 use ctx::{Clock, Ctx};
@@ -60,7 +61,10 @@ const INBOX_KEEP: usize = 256;
 const ACCEPT_BUDGET: usize = 128;
 /// How long accepting pauses after EMFILE and similar errors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// The answer to a connection over `max_pending_handshakes`.
+/// The answer to a connection over `max_pending_handshakes` or
+/// `max_pending_per_ip`. Load shedding, not a quota: the client did
+/// nothing wrong by itself, so 503 and "come back in a second" rather
+/// than a 429.
 const SHED_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
     Retry-After: 1\r\nConnection: close\r\n\r\n";
 
@@ -297,12 +301,18 @@ impl Reactor {
                 self.ctx.id
             );
         }
-        if self.ctx.handshakes >= self.ctx.config.max_pending_handshakes
-            || !self.ctx.enter_http(peer.ip())
-        {
+        let shed = if self.ctx.handshakes >= self.ctx.config.max_pending_handshakes {
+            Some(Limit::PendingHandshakes)
+        } else if !self.ctx.enter_http(peer.ip()) {
+            Some(Limit::PendingPerIp)
+        } else {
+            None
+        };
+        if let Some(limit) = shed {
             // Shed load before spending memory on it: one best-effort
             // write, then close. Slowloris floods end here.
-            ReactorStats::add(&self.ctx.auth.stats.rate_limit_hits, 1);
+            self.ctx.hit_limit(limit);
+            self.ctx.stats.http_errors.count(503);
             let _ = std::io::Write::write(&mut socket, SHED_RESPONSE);
             return;
         }
@@ -394,7 +404,9 @@ impl Reactor {
                 continue;
             }
             match &conn.phase {
-                Phase::Http(http) if now >= http.deadline => self.ctx.mark_dead(key, conn),
+                Phase::Http(http) if now >= http.deadline => {
+                    input::time_out(key, conn, &mut self.ctx)
+                }
                 Phase::Ws(_) if conn.ping_sent && idle >= interval.saturating_add(timeout) => {
                     ReactorStats::add(&self.ctx.stats.ping_timeouts, 1);
                     log::debug!("conn={}:{key} ping timeout", self.ctx.id);

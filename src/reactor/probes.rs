@@ -52,7 +52,8 @@ pub fn ready(ctx: &Ctx) -> (u16, &'static str) {
 }
 
 pub fn metrics(ctx: &Ctx) -> String {
-    crate::metrics::render::render(&ctx.all_stats, &*ctx.broker)
+    let with_redis = !ctx.config.redis.is_empty();
+    crate::metrics::render::render(&ctx.all_stats, &*ctx.broker, with_redis)
 }
 
 /// Counts a response the router wrote if it is an error: `response` is

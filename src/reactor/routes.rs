@@ -18,6 +18,7 @@ use crate::chat::names::is_valid_user;
 use crate::http::request::query_param;
 use crate::http::response::{write_error, write_response, write_switching_protocols};
 use crate::http::{upgrade, Method, Request};
+use crate::metrics::Limit;
 use crate::stats::ReactorStats;
 use crate::web;
 
@@ -182,12 +183,12 @@ fn upgrade_chat(req: &Request, peer: IpAddr, buf: &mut Vec<u8>, ctx: &mut Ctx) -
     // Counted as the session will release it: canonical.
     let peer = peer.to_canonical();
     if !auth.conns_by_ip.acquire(&peer) {
-        ReactorStats::add(&auth.stats.rate_limit_hits, 1);
+        ctx.hit_limit(Limit::ConnsIp);
         return refuse_upgrade(buf, 429, "too many connections from this address");
     }
     if !auth.conns_by_user.acquire(&user) {
         auth.conns_by_ip.release(&peer);
-        ReactorStats::add(&auth.stats.rate_limit_hits, 1);
+        ctx.hit_limit(Limit::ConnsUser);
         return refuse_upgrade(buf, 429, "too many connections for this user");
     }
     let offered = req.ws_protocols.iter().any(|p| p == SUBPROTOCOL);
