@@ -173,6 +173,15 @@ fn run(config: Config) -> ExitCode {
     } else {
         format!("redis broker at {}", redacted(&config.redis))
     };
+    // Before the listeners open: once clients arrive they may take every
+    // descriptor, and the signal pipe needs two.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("cannot handle signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match Server::start(config) {
         Ok(server) => server,
         Err(e) => {
@@ -186,13 +195,6 @@ fn run(config: Config) -> ExitCode {
         if echo { ", /echo enabled" } else { "" }
     );
 
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(signals) => signals,
-        Err(e) => {
-            log::error!("cannot handle signals: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let shutdown = server.shutdown_handle();
     std::thread::spawn(move || {
         let mut seen = 0;
