@@ -373,7 +373,13 @@ fn message_rate_and_connection_limits() {
         let v = c.recv();
         match (v["type"].as_str(), v["code"].as_str()) {
             (Some("ack"), _) => acks += 1,
-            (Some("error"), Some("rate_limited")) => limited += 1,
+            (Some("error"), Some("rate_limited")) => {
+                // Names the refused message, so the client knows what to
+                // send again.
+                assert_eq!(v["room"], "r", "{v}");
+                assert!(v["cid"].as_str().is_some_and(|c| c.starts_with('c')), "{v}");
+                limited += 1;
+            }
             _ => {}
         }
     }

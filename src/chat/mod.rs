@@ -51,7 +51,9 @@ impl ErrorCode {
             ErrorCode::BadRequest => "the frame is not a valid request object",
             ErrorCode::UnknownType => "unknown request type",
             ErrorCode::InvalidRoom => "room names are 1-64 characters of A-Z a-z 0-9 _ - . :",
-            ErrorCode::InvalidText => "text is empty or too long",
+            ErrorCode::InvalidText => {
+                "text is empty, too long, or holds control characters other than tab and newline"
+            }
             ErrorCode::InvalidCid => "cid must be 1-64 bytes",
             ErrorCode::NotJoined => "join the room first",
             ErrorCode::AlreadyJoined => "this socket is already in the room",

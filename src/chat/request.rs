@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::names::{is_valid_cid, is_valid_identity, is_valid_room};
 use super::ErrorCode;
 
-/// A client's request id, echoed in replies: a JSON number or a short string.
+/// A client's request id, echoed in replies: a JSON integer (64-bit) or a
+/// short string. Other numbers are refused: they could not be echoed
+/// exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ReqId {
@@ -109,18 +111,61 @@ struct Raw<'a> {
     id: Option<ReqId>,
 }
 
+impl ReqId {
+    fn is_valid(&self) -> bool {
+        match self {
+            ReqId::Num(n) => n.is_i64() || n.is_u64(),
+            ReqId::Str(s) => s.len() <= MAX_REQ_ID,
+        }
+    }
+}
+
+/// The `id`, `room` and `cid` of a frame that is refused as a whole (not
+/// a valid request, or over the rate limit), read loosely so the error can
+/// still name them; each is kept only if it is valid on its own.
+pub fn refusal(frame: &str, code: ErrorCode) -> Rejected {
+    #[derive(Deserialize)]
+    struct Loose {
+        id: Option<serde_json::Value>,
+        room: Option<serde_json::Value>,
+        cid: Option<serde_json::Value>,
+    }
+    let loose: Option<Loose> = serde_json::from_str(frame).ok();
+    let text = |v: Option<serde_json::Value>, valid: fn(&str) -> bool| match v {
+        Some(serde_json::Value::String(s)) if valid(&s) => Some(s),
+        _ => None,
+    };
+    let Some(loose) = loose else {
+        return Rejected {
+            code,
+            id: None,
+            room: None,
+            cid: None,
+        };
+    };
+    Rejected {
+        code,
+        id: loose
+            .id
+            .and_then(|v| serde_json::from_value::<ReqId>(v).ok())
+            .filter(ReqId::is_valid),
+        room: text(loose.room, is_valid_room),
+        cid: text(loose.cid, is_valid_cid),
+    }
+}
+
 /// Parses and validates one text frame.
 pub fn parse(frame: &str, max_text_bytes: usize) -> Result<(Request<'_>, Option<ReqId>), Rejected> {
-    let bad = || Rejected {
-        code: ErrorCode::BadRequest,
-        id: None,
-        room: None,
-        cid: None,
-    };
-    let mut raw: Raw<'_> = serde_json::from_str(frame).map_err(|_| bad())?;
+    let mut raw: Raw<'_> =
+        serde_json::from_str(frame).map_err(|_| refusal(frame, ErrorCode::BadRequest))?;
     let id = raw.id.take();
-    if matches!(&id, Some(ReqId::Str(s)) if s.len() > MAX_REQ_ID) {
-        return Err(bad());
+    if id.as_ref().is_some_and(|id| !id.is_valid()) {
+        return Err(Rejected {
+            code: ErrorCode::BadRequest,
+            id: None,
+            room: None,
+            cid: None,
+        });
     }
     let room = raw
         .room
@@ -141,6 +186,14 @@ pub fn parse(frame: &str, max_text_bytes: usize) -> Result<(Request<'_>, Option<
             cid,
         }),
     }
+}
+
+/// Message text: not empty, within the limit, and free of control
+/// characters other than tab and line breaks (NUL and terminal escapes
+/// would reach every member's screen).
+fn is_valid_text(text: &str, max_bytes: usize) -> bool {
+    let allowed = |c: char| !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+    !text.is_empty() && text.len() <= max_bytes && text.chars().all(allowed)
 }
 
 fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> {
@@ -181,12 +234,15 @@ fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> 
         "history" => Request::History {
             room,
             before: raw.before,
-            limit: raw.limit,
+            limit: match raw.limit {
+                Some(0) => return Err(ErrorCode::BadRequest),
+                limit => limit,
+            },
         },
         _ => {
             let text = raw
                 .text
-                .filter(|t| !t.is_empty() && t.len() <= max_text_bytes)
+                .filter(|t| is_valid_text(t, max_text_bytes))
                 .ok_or(ErrorCode::InvalidText)?;
             let cid = raw
                 .cid
@@ -241,6 +297,65 @@ mod tests {
                 before: Some(9),
                 limit: Some(2)
             }
+        );
+    }
+
+    #[test]
+    fn a_frame_with_wrong_types_still_names_its_id_room_and_cid() {
+        for frame in [
+            r#"{"type":"join","room":"lobby","since":-1,"id":"neg"}"#,
+            r#"{"type":"join","room":"lobby","since":1.5,"id":"neg"}"#,
+            r#"{"type":"send","room":"lobby","text":5,"cid":"c9","id":"neg"}"#,
+            r#"{"type":"create","room":"lobby","private":"yes","id":"neg"}"#,
+        ] {
+            let r = parse(frame, 100).unwrap_err();
+            assert_eq!(r.code, ErrorCode::BadRequest, "{frame}");
+            assert_eq!(r.id, Some(ReqId::Str("neg".into())), "{frame}");
+            assert_eq!(r.room.as_deref(), Some("lobby"), "{frame}");
+        }
+        let r = parse(r#"{"type":"send","room":"lobby","text":5,"cid":"c9"}"#, 100);
+        assert_eq!(r.unwrap_err().cid.as_deref(), Some("c9"));
+        // Not JSON, or invalid fields: nothing to echo.
+        let r = refusal("not json", ErrorCode::RateLimited);
+        assert_eq!((r.id, r.room, r.cid), (None, None, None));
+        let r = refusal(
+            r#"{"room":"bad room!","cid":7,"id":[1]}"#,
+            ErrorCode::RateLimited,
+        );
+        assert_eq!((r.id, r.room, r.cid), (None, None, None));
+    }
+
+    #[test]
+    fn request_ids_are_64_bit_integers_or_short_strings() {
+        let id = |frame: &str| parse(frame, 10).map(|(_, id)| id);
+        assert!(id(r#"{"type":"rooms","id":-9223372036854775808}"#).is_ok());
+        assert!(id(r#"{"type":"rooms","id":18446744073709551615}"#).is_ok());
+        let huge = format!(r#"{{"type":"rooms","id":{}}}"#, "1".repeat(69));
+        assert_eq!(code(&huge), ErrorCode::BadRequest);
+        assert_eq!(code(r#"{"type":"rooms","id":1.5}"#), ErrorCode::BadRequest);
+        let long = format!(r#"{{"type":"rooms","id":"{}"}}"#, "x".repeat(65));
+        assert_eq!(code(&long), ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn text_may_not_hold_control_characters_but_tab_and_newlines() {
+        let send = |text: &str| {
+            let frame = serde_json::json!({"type":"send","room":"a","text":text,"cid":"c"});
+            parse(&frame.to_string(), 100)
+                .map(|_| ())
+                .map_err(|r| r.code)
+        };
+        assert_eq!(send("line one\n\tline two\r\n"), Ok(()));
+        for bad in ["\u{0}", "red \u{1b}[31m", "\u{7f}", "\u{85}"] {
+            assert_eq!(send(bad), Err(ErrorCode::InvalidText), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_history_page_of_nothing_is_refused() {
+        assert_eq!(
+            code(r#"{"type":"history","room":"a","limit":0}"#),
+            ErrorCode::BadRequest
         );
     }
 

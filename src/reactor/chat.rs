@@ -35,7 +35,13 @@ pub fn on_text(
     }
     if !chat.budget.take(ctx.message_rate(), ctx.clock.ms()) {
         ctx.hit_limit(crate::metrics::Limit::MessageRate);
-        out.push_vec(wire::error(ErrorCode::RateLimited, None, None, None));
+        let r = request::refusal(text, ErrorCode::RateLimited);
+        out.push_vec(wire::error(
+            r.code,
+            r.id.as_ref(),
+            r.room.as_deref(),
+            r.cid.as_deref(),
+        ));
         return None;
     }
     let (req, id) = match request::parse(text, ctx.config.max_text_bytes) {
