@@ -22,6 +22,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use crate::report::excerpt;
+
 /// Bytes read per `read` call (see [`config`]).
 const READ_BUFFER: usize = 4096;
 
@@ -133,7 +135,7 @@ impl Conn {
                 self.link = Link::Handshaking(mid);
                 Progress::Pending
             }
-            Err(HandshakeError::Failure(e)) => Progress::Failed(format!("upgrade: {e}")),
+            Err(HandshakeError::Failure(e)) => Progress::Failed(upgrade_error(e)),
         }
     }
 
@@ -221,6 +223,25 @@ impl Conn {
 /// and larger ones are still read, in several calls.
 fn config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// Why an upgrade failed. A refusal names its status and, when the server
+/// gave one, its reason, so a report can tell "log in first" (401) from
+/// "too many connections" (429).
+fn upgrade_error(e: tungstenite::Error) -> String {
+    let tungstenite::Error::Http(response) = e else {
+        return format!("upgrade: {e}");
+    };
+    let status = response.status();
+    let said = response.body().as_deref().map(excerpt).unwrap_or_default();
+    if said.starts_with(status.as_str()) {
+        // Parley's refusals repeat the status: "401 Unauthorized: why".
+        format!("upgrade refused: {said}")
+    } else if said.is_empty() {
+        format!("upgrade refused: {status}")
+    } else {
+        format!("upgrade refused: {status}; server said: {said}")
+    }
 }
 
 /// Whether a non-blocking connect has finished; an error if it failed.

@@ -2,7 +2,9 @@
 //! phase and live counters for the progress line and the stop conditions.
 //! Final figures are not kept here; each worker returns its own.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -40,10 +42,16 @@ pub struct Shared {
     /// note their first delivery of a message sent later: how `chaos`
     /// times recovery.
     pub marks: [AtomicU64; MARKS],
+    /// Why connects and upgrades failed, by reason. Failures are rare
+    /// next to messages, so a mutex costs nothing that matters.
+    connect_errors: Mutex<BTreeMap<String, u64>>,
 }
 
 /// How many recovery marks a run can set.
 pub const MARKS: usize = 4;
+/// Distinct failure reasons kept; the rest count as "other". A reason may
+/// quote the server, so this bounds what a run remembers.
+const MAX_REASONS: usize = 16;
 
 impl Shared {
     pub fn phase(&self) -> Phase {
@@ -65,5 +73,24 @@ impl Shared {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a connect or upgrade that failed, under its reason.
+    pub fn connect_failed(&self, why: &str) {
+        Self::add(&self.failed, 1);
+        let Ok(mut errors) = self.connect_errors.lock() else {
+            return;
+        };
+        let known = errors.len() < MAX_REASONS || errors.contains_key(why);
+        let key = if known { why } else { "other" };
+        *errors.entry(key.to_string()).or_default() += 1;
+    }
+
+    /// Failed connects and upgrades so far, by reason.
+    pub fn connect_errors(&self) -> BTreeMap<String, u64> {
+        self.connect_errors
+            .lock()
+            .map(|errors| errors.clone())
+            .unwrap_or_default()
     }
 }

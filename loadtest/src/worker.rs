@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 
 use crate::conn::{Conn, Progress, ReadEnd};
+use crate::credentials::Credentials;
 use crate::shared::{Phase, Shared};
-use crate::target::{Identity, Targets};
+use crate::target::Targets;
 
 /// Messages read from one connection per turn before others get a go.
 const READ_BUDGET: usize = 64;
@@ -64,7 +65,7 @@ pub struct Worker<B> {
     /// Global connection number of each slot (for names and spreading).
     global: Vec<usize>,
     targets: Arc<Targets>,
-    name_prefix: String,
+    credentials: Arc<Credentials>,
     shared: Arc<Shared>,
     /// Connects waiting for an in-flight slot.
     queued: VecDeque<usize>,
@@ -77,7 +78,7 @@ pub struct Worker<B> {
 pub struct WorkerSetup {
     pub global: Vec<usize>,
     pub targets: Arc<Targets>,
-    pub name_prefix: String,
+    pub credentials: Arc<Credentials>,
     pub shared: Arc<Shared>,
     pub max_in_flight: usize,
     pub connect_timeout: Duration,
@@ -91,7 +92,7 @@ impl<B: Behaviour> Worker<B> {
             conns: setup.global.iter().map(|_| None).collect(),
             global: setup.global,
             targets: setup.targets,
-            name_prefix: setup.name_prefix,
+            credentials: setup.credentials,
             shared: setup.shared,
             queued: VecDeque::new(),
             in_flight: 0,
@@ -177,7 +178,11 @@ impl<B: Behaviour> Worker<B> {
         };
         if !conn.is_open() {
             self.in_flight -= 1;
-            Shared::add(&self.shared.failed, 1);
+            let why = match &how {
+                End::Failed(e) => e.as_str(),
+                End::Closed(_) => "closed during the upgrade",
+            };
+            self.shared.connect_failed(why);
         }
         self.behaviour.on_end(i, how, out);
     }
@@ -216,7 +221,7 @@ impl<B: Behaviour> Worker<B> {
             }
             let n = self.global[i];
             let (target, source) = self.targets.pick(n);
-            let who = Identity::Guest(format!("{}{n}", self.name_prefix));
+            let who = self.credentials.identity(n);
             let started = target
                 .request(&who)
                 .map_err(|e| e.to_string())
@@ -234,7 +239,7 @@ impl<B: Behaviour> Worker<B> {
                     self.again.push(i);
                 }
                 Err(e) => {
-                    Shared::add(&self.shared.failed, 1);
+                    self.shared.connect_failed(&e);
                     self.behaviour.on_end(i, End::Failed(e), out);
                 }
             }

@@ -4,36 +4,8 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
-use clap::Parser;
+use common::run::{figure, loadtest};
 use common::{faulty_server, Faults};
-use parley_loadtest::cli::Cli;
-use parley_loadtest::report::Report;
-use parley_loadtest::run_scenario;
-
-fn fanout(addr: SocketAddr, extra: &[&str]) -> Report {
-    let url = format!("ws://{addr}/ws");
-    let mut args = vec![
-        "parley-loadtest",
-        "--url",
-        &url,
-        "--quiet",
-        "--threads",
-        "2",
-        "--timeout",
-        "30",
-        "--connect-timeout",
-        "5",
-    ];
-    args.extend_from_slice(extra);
-    let cli = Cli::parse_from(args);
-    run_scenario(&cli.common, &cli.scenario).expect("run")
-}
-
-fn figure(r: &Report, key: &str) -> u64 {
-    r.figure(key).unwrap_or_else(|| panic!("no {key}")) as u64
-}
 
 #[test]
 fn parley_delivers_every_acked_message_once_in_order() {
@@ -46,7 +18,7 @@ fn parley_delivers_every_acked_message_once_in_order() {
         ..Default::default()
     };
     let server = parley::server::Server::start(config).expect("start parley");
-    let report = fanout(
+    let report = loadtest(
         server.local_addr(),
         &[
             "fanout",
@@ -100,7 +72,7 @@ fn a_dropped_a_swapped_and_a_repeated_message_are_caught() {
         dup: Some(8),
         ..Faults::default()
     });
-    let report = fanout(addr, SMALL_RUN);
+    let report = loadtest(addr, SMALL_RUN);
     let table = report.table();
     assert!(!report.ok(), "{table}");
     assert_eq!(figure(&report, "lost"), 1, "{table}");
@@ -115,7 +87,7 @@ fn a_cut_member_resumes_with_since_and_misses_nothing() {
         cut: Some(10),
         ..Faults::default()
     });
-    let report = fanout(addr, SMALL_RUN);
+    let report = loadtest(addr, SMALL_RUN);
     let table = report.table();
     assert!(report.ok(), "{table}");
     assert_eq!(figure(&report, "closed_1013"), 1, "{table}");
@@ -131,7 +103,7 @@ fn a_cut_member_that_does_not_resume_is_reported_as_cut_off() {
     });
     let mut args = SMALL_RUN.to_vec();
     args.push("--no-reconnect");
-    let report = fanout(addr, &args);
+    let report = loadtest(addr, &args);
     let table = report.table();
     assert!(report.ok(), "{table}");
     assert_eq!(figure(&report, "cut_off_members"), 1, "{table}");
@@ -154,7 +126,7 @@ fn custom_protocol_judges_loss_and_order_by_marker() {
         r#"{"type":"send","room":"{room}","text":"{text}","cid":"c"}"#,
     ];
     args.extend_from_slice(SMALL_RUN);
-    let report = fanout(addr, &args);
+    let report = loadtest(addr, &args);
     let table = report.table();
     assert_eq!(figure(&report, "lost"), 1, "{table}");
     assert_eq!(figure(&report, "reordered"), 1, "{table}");
