@@ -166,6 +166,13 @@ pub struct FanoutArgs {
     /// Do not reconnect members the server cut off.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Members that stop reading once joined, so the server's cap on their
+    /// queue cuts them (Parley: close 1013): the last N connections,
+    /// spread over the rooms, never publishers. They read what piled up
+    /// only after publishing (to see the cut), never reconnect, and count
+    /// apart (slow_*), outside loss, order and latency.
+    #[arg(long, default_value_t = 0)]
+    pub slow_members: usize,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -38,6 +38,9 @@ pub struct Shared {
     pub handshakes: AtomicU64,
     /// Sends given up after a non-retryable error.
     pub abandoned: AtomicU64,
+    /// fanout's slow members that joined, and those of them that ended.
+    pub slow_joined: AtomicU64,
+    pub slow_ended: AtomicU64,
     /// Times (in `clock::now_ns` units, 0 = not yet) after which members
     /// note their first delivery of a message sent later: how `chaos`
     /// times recovery.

@@ -50,11 +50,19 @@ pub struct Out {
     pub sends: Vec<(usize, String)>,
     pub closes: Vec<usize>,
     pub connects: Vec<usize>,
+    /// Connections to stop reading (see [`Conn::stall`]).
+    pub stalls: Vec<usize>,
+    /// Stalled connections to read their backlog once.
+    pub backlog_reads: Vec<usize>,
 }
 
 impl Out {
     fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.closes.is_empty() && self.connects.is_empty()
+        self.sends.is_empty()
+            && self.closes.is_empty()
+            && self.connects.is_empty()
+            && self.stalls.is_empty()
+            && self.backlog_reads.is_empty()
     }
 }
 
@@ -207,6 +215,18 @@ impl<B: Behaviour> Worker<B> {
                 }
             }
             self.queued.extend(batch.connects);
+            for i in batch.stalls {
+                if let Some(conn) = self.conns[i].as_mut() {
+                    conn.stall();
+                }
+            }
+            for i in batch.backlog_reads {
+                if let Some(conn) = self.conns[i].as_mut() {
+                    conn.read_backlog();
+                    // Bytes already queued raise no new event.
+                    self.again.push(i);
+                }
+            }
         }
         self.start_queued(out);
     }
@@ -258,12 +278,14 @@ impl<B: Behaviour> Worker<B> {
     }
 
     /// Sends a close on every open connection and reads until the server
-    /// answers or `CLOSE_GRACE` passes; what is left is dropped.
+    /// answers or `CLOSE_GRACE` passes; what is left is dropped. Stalled
+    /// connections are dropped at once: a close handshake would mean
+    /// reading their whole backlog first.
     fn close_all(&mut self) {
         for slot in &mut self.conns {
             let open = slot
                 .as_mut()
-                .is_some_and(|c| c.is_open() && c.close().is_ok());
+                .is_some_and(|c| c.is_open() && !c.is_stalled() && c.close().is_ok());
             if !open {
                 *slot = None;
             }

@@ -1,6 +1,7 @@
 //! The load tester's own correctness: a short fanout against a real
 //! in-process Parley reports no loss, and a faulty server's drop, swap,
-//! repeat and cut are each caught and counted.
+//! repeat and cut are each caught and counted; members that stop reading
+//! are cut by Parley (1013) while the others lose nothing.
 
 mod common;
 
@@ -135,4 +136,58 @@ fn custom_protocol_judges_loss_and_order_by_marker() {
         report.notes.iter().any(|n| n.contains("no seqs")),
         "{table}"
     );
+}
+
+#[test]
+fn slow_members_are_cut_with_1013_and_the_rest_lose_nothing() {
+    // 4 KB texts at 500 msg/s per room for 3 s: 6 MB for each member
+    // that stops reading, past the ~4 MB that loopback socket buffers
+    // hold plus a small outbound cap.
+    let config = parley::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        reactors: 2,
+        log_level: "warn".into(),
+        allow_guests: true,
+        message_rate: 1_000_000,
+        max_outbound_bytes: 65_536,
+        ..Default::default()
+    };
+    let server = parley::server::Server::start(config).expect("start parley");
+    let report = loadtest(
+        server.local_addr(),
+        &[
+            "fanout",
+            "--rooms",
+            "2",
+            "--members",
+            "6",
+            "--publishers",
+            "2",
+            "--slow-members",
+            "4",
+            "--rate",
+            "1000",
+            "--size",
+            "4000",
+            "--duration",
+            "3",
+            "--grace",
+            "5",
+        ],
+    );
+    server.shutdown_handle().shutdown();
+    server.join();
+
+    let table = report.table();
+    assert!(report.ok(), "{table}");
+    assert_eq!(figure(&report, "slow_members"), 4, "{table}");
+    assert_eq!(figure(&report, "slow_cut_1013"), 4, "{table}");
+    assert_eq!(figure(&report, "slow_not_cut"), 0, "{table}");
+    assert_eq!(figure(&report, "lost"), 0, "{table}");
+    assert_eq!(figure(&report, "duplicated"), 0, "{table}");
+    assert_eq!(figure(&report, "reordered"), 0, "{table}");
+    // Every acked message reached the 4 normal members of its room.
+    let acked = figure(&report, "acked");
+    assert!(acked >= 1000, "{table}");
+    assert_eq!(figure(&report, "delivered"), acked * 4, "{table}");
 }
