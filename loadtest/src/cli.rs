@@ -31,9 +31,20 @@ pub struct Common {
     /// Server process to measure (RSS, CPU); repeat for several.
     #[arg(long = "server-pid", global = true)]
     pub server_pids: Vec<u32>,
-    /// Prefix of client names (`?name=PREFIXN`).
+    /// Prefix of client names: guest `?name=PREFIXN`, or user PREFIXN
+    /// with --session-key-file or --signup (then lower case only).
     #[arg(long, global = true, default_value = "lt")]
     pub name_prefix: String,
+    /// Connect as users, with tokens minted here from the server's session
+    /// key (a file of hex, as the server's session_key_file); sent as
+    /// `Authorization: Bearer`. The server need not allow guests.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "signup")]
+    pub session_key_file: Option<PathBuf>,
+    /// Connect as users that sign up (POST /api/signup, or /api/login if
+    /// the name is taken) with this password before the run, each within
+    /// --connect-timeout. Slow: the server hashes every password.
+    #[arg(long, global = true, value_name = "PASSWORD")]
+    pub signup: Option<String>,
     /// Seconds a connect plus upgrade may take.
     #[arg(long, global = true, default_value_t = 10)]
     pub connect_timeout: u64,
@@ -155,6 +166,13 @@ pub struct FanoutArgs {
     /// Do not reconnect members the server cut off.
     #[arg(long)]
     pub no_reconnect: bool,
+    /// Members that stop reading once joined, so the server's cap on their
+    /// queue cuts them (Parley: close 1013): the last N connections,
+    /// spread over the rooms, never publishers. They read what piled up
+    /// only after publishing (to see the cut), never reconnect, and count
+    /// apart (slow_*), outside loss, order and latency.
+    #[arg(long, default_value_t = 0)]
+    pub slow_members: usize,
 }
 
 #[derive(Debug, Clone, Args)]

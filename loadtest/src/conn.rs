@@ -22,6 +22,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+use crate::report::excerpt;
+
 /// Bytes read per `read` call (see [`config`]).
 const READ_BUFFER: usize = 4096;
 
@@ -34,11 +36,23 @@ enum Link {
     Gone,
 }
 
+/// Whether a connection reads its socket. A stalled reader leaves its
+/// input in the kernel, so the server's queue for it grows: how fanout's
+/// slow members look to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    On,
+    Stalled,
+    /// Stalled, but reading what is queued, once, down to `WouldBlock`.
+    Once,
+}
+
 pub struct Conn {
     link: Link,
     started: Instant,
     /// The close code the server sent, once it sent one.
     close_code: Option<u16>,
+    reading: Reading,
 }
 
 /// What [`Conn::advance`] achieved.
@@ -91,11 +105,29 @@ impl Conn {
             link: Link::Connecting(stream, request),
             started,
             close_code: None,
+            reading: Reading::On,
         })
     }
 
     pub fn is_open(&self) -> bool {
         matches!(self.link, Link::Open(_))
+    }
+
+    /// Stops reading: [`Conn::read`] leaves the socket alone from now on.
+    pub fn stall(&mut self) {
+        self.reading = Reading::Stalled;
+    }
+
+    /// Lets a stalled connection read what is queued for it, down to
+    /// `WouldBlock`, and then stall again.
+    pub fn read_backlog(&mut self) {
+        if self.reading == Reading::Stalled {
+            self.reading = Reading::Once;
+        }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        self.reading != Reading::On
     }
 
     pub fn age(&self) -> std::time::Duration {
@@ -133,13 +165,17 @@ impl Conn {
                 self.link = Link::Handshaking(mid);
                 Progress::Pending
             }
-            Err(HandshakeError::Failure(e)) => Progress::Failed(format!("upgrade: {e}")),
+            Err(HandshakeError::Failure(e)) => Progress::Failed(upgrade_error(e)),
         }
     }
 
     /// Reads up to `budget` messages, handing each text to `on_text`, then
-    /// flushes whatever the reads queued (pongs, close replies).
+    /// flushes whatever the reads queued (pongs, close replies). A stalled
+    /// connection reads nothing.
     pub fn read(&mut self, budget: usize, mut on_text: impl FnMut(&str)) -> ReadEnd {
+        if self.reading == Reading::Stalled {
+            return ReadEnd::Drained;
+        }
         let Link::Open(ws) = &mut self.link else {
             return ReadEnd::Drained;
         };
@@ -162,10 +198,15 @@ impl Conn {
     fn read_error(&mut self, e: tungstenite::Error) -> ReadEnd {
         use tungstenite::Error::{AlreadyClosed, ConnectionClosed, Io};
         match e {
-            Io(e) if e.kind() == io::ErrorKind::WouldBlock => match self.flush() {
-                Ok(()) => ReadEnd::Drained,
-                Err(e) => ReadEnd::Failed(e),
-            },
+            Io(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if self.reading == Reading::Once {
+                    self.reading = Reading::Stalled;
+                }
+                match self.flush() {
+                    Ok(()) => ReadEnd::Drained,
+                    Err(e) => ReadEnd::Failed(e),
+                }
+            }
             ConnectionClosed | AlreadyClosed => ReadEnd::Closed(self.close_code),
             e => ReadEnd::Failed(e.to_string()),
         }
@@ -221,6 +262,25 @@ impl Conn {
 /// and larger ones are still read, in several calls.
 fn config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(READ_BUFFER)
+}
+
+/// Why an upgrade failed. A refusal names its status and, when the server
+/// gave one, its reason, so a report can tell "log in first" (401) from
+/// "too many connections" (429).
+fn upgrade_error(e: tungstenite::Error) -> String {
+    let tungstenite::Error::Http(response) = e else {
+        return format!("upgrade: {e}");
+    };
+    let status = response.status();
+    let said = response.body().as_deref().map(excerpt).unwrap_or_default();
+    if said.starts_with(status.as_str()) {
+        // Parley's refusals repeat the status: "401 Unauthorized: why".
+        format!("upgrade refused: {said}")
+    } else if said.is_empty() {
+        format!("upgrade refused: {status}")
+    } else {
+        format!("upgrade refused: {status}; server said: {said}")
+    }
 }
 
 /// Whether a non-blocking connect has finished; an error if it failed.

@@ -5,6 +5,8 @@
 //! - [`scenario`]: idle, fanout, churn and chaos, each a behaviour and a
 //!   runner ([`cluster`] drives the local cluster for chaos);
 //! - [`run`] steps a scenario's phases over [`worker`] threads;
+//! - [`target`] says where connections go and [`credentials`] who they
+//!   are (guests, minted tokens, or [`signup`] through the account API);
 //! - [`worker`] is a mio event loop of [`conn`] connections;
 //! - [`proto`] speaks Parley's protocol or a templated one; [`check`]
 //!   decides exactly-once and order;
@@ -15,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod conn;
+pub mod credentials;
 pub mod histogram;
 pub mod plot;
 pub mod procfs;
@@ -23,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shared;
+pub mod signup;
 pub mod target;
 pub mod worker;
 

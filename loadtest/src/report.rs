@@ -1,6 +1,8 @@
 //! What a run found: named figures with units, failures that fail the run,
 //! notes (checks skipped, caveats), and latency series for `--plot`.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::histogram::Histogram;
@@ -44,6 +46,28 @@ impl Report {
 
     pub fn fail(&mut self, why: String) {
         self.failures.push(why);
+    }
+
+    /// A note saying why connects failed, if any did.
+    pub fn note_connect_errors(&mut self, errors: &BTreeMap<String, u64>) {
+        if !errors.is_empty() {
+            self.notes
+                .push(format!("connect errors: {}", reasons(errors)));
+        }
+    }
+
+    /// Fails the run for clients that never joined, with the reasons
+    /// their connects failed; otherwise notes any connect errors (of
+    /// reconnects, say).
+    pub fn check_joined(&mut self, joined: u64, total: u64, errors: &BTreeMap<String, u64>) {
+        if joined >= total {
+            return self.note_connect_errors(errors);
+        }
+        let mut why = format!("{} of {total} never joined", total - joined);
+        if !errors.is_empty() {
+            why.push_str(&format!("; connect errors: {}", reasons(errors)));
+        }
+        self.fail(why);
     }
 
     pub fn ok(&self) -> bool {
@@ -95,6 +119,34 @@ impl Report {
     }
 }
 
+/// Characters of peer-sent text kept in a report line.
+const EXCERPT: usize = 120;
+
+/// Text a peer sent, fit for one report line: lossy UTF-8, control
+/// characters as spaces, trimmed and cut to [`EXCERPT`] characters.
+pub fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line: String = text
+        .trim()
+        .chars()
+        .take(EXCERPT)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    line
+}
+
+/// Failure reasons and their counts as one phrase, most frequent first:
+/// `3× connect timeout; 1× upgrade refused: ...`.
+pub fn reasons(counts: &BTreeMap<String, u64>) -> String {
+    let mut sorted: Vec<_> = counts.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1));
+    let phrases: Vec<String> = sorted
+        .iter()
+        .map(|(why, n)| format!("{n}× {why}"))
+        .collect();
+    phrases.join("; ")
+}
+
 /// Nanoseconds to microseconds, rounded to 0.1.
 pub fn us(ns: u64) -> f64 {
     (ns as f64 / 100.0).round() / 10.0
@@ -106,5 +158,26 @@ pub fn ratio(num: f64, den: f64) -> f64 {
         num / den
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_one_short_line() {
+        assert_eq!(
+            excerpt(b"  401 Unauthorized: no\r\nmore\n"),
+            "401 Unauthorized: no  more"
+        );
+        assert_eq!(excerpt(&[b'x'; 500]).len(), EXCERPT);
+        assert_eq!(excerpt(b"\xff ok"), "\u{fffd} ok");
+    }
+
+    #[test]
+    fn reasons_come_most_frequent_first() {
+        let counts = BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 3)]);
+        assert_eq!(reasons(&counts), "3× b; 1× a");
     }
 }

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cli::Common;
+use crate::credentials::Credentials;
 use crate::shared::{Phase, Shared};
 use crate::target::Targets;
 use crate::worker::{Behaviour, Worker, WorkerSetup};
@@ -25,8 +26,9 @@ pub struct Run<B> {
 const STEP: Duration = Duration::from_millis(5);
 
 impl<B: Behaviour + Send + 'static> Run<B> {
-    /// Starts one worker per thread; connection `g` of `total` goes to
-    /// thread `g % threads` and is opened at once if `open_all`.
+    /// Gets the clients' credentials (with `--signup`, from the server),
+    /// then starts one worker per thread; connection `g` of `total` goes
+    /// to thread `g % threads` and is opened at once if `open_all`.
     pub fn start(
         common: &Common,
         total: usize,
@@ -35,6 +37,7 @@ impl<B: Behaviour + Send + 'static> Run<B> {
         make: impl Fn(&Arc<Shared>, &[usize]) -> B,
     ) -> Result<Run<B>, String> {
         let targets = Arc::new(Targets::new(&common.urls, common.source_addrs)?);
+        let credentials = Arc::new(Credentials::new(common, &targets, total)?);
         let shared = Arc::new(Shared::default());
         let threads = common.thread_count().min(total.max(1));
         let mut handles = Vec::new();
@@ -49,7 +52,7 @@ impl<B: Behaviour + Send + 'static> Run<B> {
             let setup = WorkerSetup {
                 global,
                 targets: targets.clone(),
-                name_prefix: common.name_prefix.clone(),
+                credentials: credentials.clone(),
                 shared: shared.clone(),
                 max_in_flight: common.max_in_flight,
                 connect_timeout: Duration::from_secs(common.connect_timeout),

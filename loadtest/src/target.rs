@@ -7,14 +7,16 @@
 //! ephemeral port range, so many addresses keep a churn run from running
 //! out of ports while closed sockets sit in TIME_WAIT.
 //!
-//! [`Identity`] is how a client names itself. Today Parley identifies
-//! guests by `?name=`; when accounts land, a token variant adds an
-//! `Authorization` header in [`Target::request`] and nothing else changes.
+//! [`Identity`] is how a client names itself: a guest by `?name=` (the
+//! server must allow guests), a user by an `Authorization: Bearer` token,
+//! which never goes into the URL, since URLs end up in logs. Where the
+//! tokens come from is [`crate::credentials`]'s business.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Request;
+use tungstenite::http::header::{HeaderValue, AUTHORIZATION};
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -30,6 +32,8 @@ pub struct Target {
 pub enum Identity {
     /// `?name=NAME` on the upgrade request (guest access).
     Guest(String),
+    /// A session token, sent as `Authorization: Bearer TOKEN`.
+    Bearer(String),
 }
 
 impl Target {
@@ -54,12 +58,28 @@ impl Target {
         })
     }
 
+    /// `host:port` as the URL gave it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// The upgrade request for one connection.
     pub fn request(&self, who: &Identity) -> Result<Request, tungstenite::Error> {
-        let Identity::Guest(name) = who;
-        let sep = if self.path.contains('?') { '&' } else { '?' };
-        let url = format!("ws://{}{}{sep}name={name}", self.host, self.path);
-        url.into_client_request()
+        match who {
+            Identity::Guest(name) => {
+                let sep = if self.path.contains('?') { '&' } else { '?' };
+                let url = format!("ws://{}{}{sep}name={name}", self.host, self.path);
+                url.into_client_request()
+            }
+            Identity::Bearer(token) => {
+                let url = format!("ws://{}{}", self.host, self.path);
+                let mut request = url.into_client_request()?;
+                let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(tungstenite::http::Error::from)?;
+                request.headers_mut().insert(AUTHORIZATION, value);
+                Ok(request)
+            }
+        }
     }
 }
 
@@ -112,6 +132,16 @@ mod tests {
         let req = t.request(&Identity::Guest("a".into())).unwrap();
         assert_eq!(req.uri().query(), Some("x=1&name=a"));
         assert!(Target::parse("wss://127.0.0.1:9/").is_err());
+    }
+
+    #[test]
+    fn a_bearer_goes_in_a_header_not_the_url() {
+        let t = Target::parse("ws://127.0.0.1:9/ws").unwrap();
+        let req = t.request(&Identity::Bearer("tok.mac".into())).unwrap();
+        assert_eq!(req.uri().to_string(), "ws://127.0.0.1:9/ws");
+        let auth = req.headers().get("authorization").unwrap();
+        assert_eq!(auth.to_str().unwrap(), "Bearer tok.mac");
+        assert!(t.request(&Identity::Bearer("a\nb".into())).is_err());
     }
 
     #[test]

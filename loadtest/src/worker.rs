@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 
 use crate::conn::{Conn, Progress, ReadEnd};
+use crate::credentials::Credentials;
 use crate::shared::{Phase, Shared};
-use crate::target::{Identity, Targets};
+use crate::target::Targets;
 
 /// Messages read from one connection per turn before others get a go.
 const READ_BUDGET: usize = 64;
@@ -49,11 +50,19 @@ pub struct Out {
     pub sends: Vec<(usize, String)>,
     pub closes: Vec<usize>,
     pub connects: Vec<usize>,
+    /// Connections to stop reading (see [`Conn::stall`]).
+    pub stalls: Vec<usize>,
+    /// Stalled connections to read their backlog once.
+    pub backlog_reads: Vec<usize>,
 }
 
 impl Out {
     fn is_empty(&self) -> bool {
-        self.sends.is_empty() && self.closes.is_empty() && self.connects.is_empty()
+        self.sends.is_empty()
+            && self.closes.is_empty()
+            && self.connects.is_empty()
+            && self.stalls.is_empty()
+            && self.backlog_reads.is_empty()
     }
 }
 
@@ -64,7 +73,7 @@ pub struct Worker<B> {
     /// Global connection number of each slot (for names and spreading).
     global: Vec<usize>,
     targets: Arc<Targets>,
-    name_prefix: String,
+    credentials: Arc<Credentials>,
     shared: Arc<Shared>,
     /// Connects waiting for an in-flight slot.
     queued: VecDeque<usize>,
@@ -77,7 +86,7 @@ pub struct Worker<B> {
 pub struct WorkerSetup {
     pub global: Vec<usize>,
     pub targets: Arc<Targets>,
-    pub name_prefix: String,
+    pub credentials: Arc<Credentials>,
     pub shared: Arc<Shared>,
     pub max_in_flight: usize,
     pub connect_timeout: Duration,
@@ -91,7 +100,7 @@ impl<B: Behaviour> Worker<B> {
             conns: setup.global.iter().map(|_| None).collect(),
             global: setup.global,
             targets: setup.targets,
-            name_prefix: setup.name_prefix,
+            credentials: setup.credentials,
             shared: setup.shared,
             queued: VecDeque::new(),
             in_flight: 0,
@@ -177,7 +186,11 @@ impl<B: Behaviour> Worker<B> {
         };
         if !conn.is_open() {
             self.in_flight -= 1;
-            Shared::add(&self.shared.failed, 1);
+            let why = match &how {
+                End::Failed(e) => e.as_str(),
+                End::Closed(_) => "closed during the upgrade",
+            };
+            self.shared.connect_failed(why);
         }
         self.behaviour.on_end(i, how, out);
     }
@@ -202,6 +215,18 @@ impl<B: Behaviour> Worker<B> {
                 }
             }
             self.queued.extend(batch.connects);
+            for i in batch.stalls {
+                if let Some(conn) = self.conns[i].as_mut() {
+                    conn.stall();
+                }
+            }
+            for i in batch.backlog_reads {
+                if let Some(conn) = self.conns[i].as_mut() {
+                    conn.read_backlog();
+                    // Bytes already queued raise no new event.
+                    self.again.push(i);
+                }
+            }
         }
         self.start_queued(out);
     }
@@ -216,7 +241,7 @@ impl<B: Behaviour> Worker<B> {
             }
             let n = self.global[i];
             let (target, source) = self.targets.pick(n);
-            let who = Identity::Guest(format!("{}{n}", self.name_prefix));
+            let who = self.credentials.identity(n);
             let started = target
                 .request(&who)
                 .map_err(|e| e.to_string())
@@ -234,7 +259,7 @@ impl<B: Behaviour> Worker<B> {
                     self.again.push(i);
                 }
                 Err(e) => {
-                    Shared::add(&self.shared.failed, 1);
+                    self.shared.connect_failed(&e);
                     self.behaviour.on_end(i, End::Failed(e), out);
                 }
             }
@@ -253,12 +278,14 @@ impl<B: Behaviour> Worker<B> {
     }
 
     /// Sends a close on every open connection and reads until the server
-    /// answers or `CLOSE_GRACE` passes; what is left is dropped.
+    /// answers or `CLOSE_GRACE` passes; what is left is dropped. Stalled
+    /// connections are dropped at once: a close handshake would mean
+    /// reading their whole backlog first.
     fn close_all(&mut self) {
         for slot in &mut self.conns {
             let open = slot
                 .as_mut()
-                .is_some_and(|c| c.is_open() && c.close().is_ok());
+                .is_some_and(|c| c.is_open() && !c.is_stalled() && c.close().is_ok());
             if !open {
                 *slot = None;
             }

@@ -1,39 +1,12 @@
 //! The load tester's own correctness: a short fanout against a real
 //! in-process Parley reports no loss, and a faulty server's drop, swap,
-//! repeat and cut are each caught and counted.
+//! repeat and cut are each caught and counted; members that stop reading
+//! are cut by Parley (1013) while the others lose nothing.
 
 mod common;
 
-use std::net::SocketAddr;
-
-use clap::Parser;
+use common::run::{figure, loadtest};
 use common::{faulty_server, Faults};
-use parley_loadtest::cli::Cli;
-use parley_loadtest::report::Report;
-use parley_loadtest::run_scenario;
-
-fn fanout(addr: SocketAddr, extra: &[&str]) -> Report {
-    let url = format!("ws://{addr}/ws");
-    let mut args = vec![
-        "parley-loadtest",
-        "--url",
-        &url,
-        "--quiet",
-        "--threads",
-        "2",
-        "--timeout",
-        "30",
-        "--connect-timeout",
-        "5",
-    ];
-    args.extend_from_slice(extra);
-    let cli = Cli::parse_from(args);
-    run_scenario(&cli.common, &cli.scenario).expect("run")
-}
-
-fn figure(r: &Report, key: &str) -> u64 {
-    r.figure(key).unwrap_or_else(|| panic!("no {key}")) as u64
-}
 
 #[test]
 fn parley_delivers_every_acked_message_once_in_order() {
@@ -46,7 +19,7 @@ fn parley_delivers_every_acked_message_once_in_order() {
         ..Default::default()
     };
     let server = parley::server::Server::start(config).expect("start parley");
-    let report = fanout(
+    let report = loadtest(
         server.local_addr(),
         &[
             "fanout",
@@ -100,7 +73,7 @@ fn a_dropped_a_swapped_and_a_repeated_message_are_caught() {
         dup: Some(8),
         ..Faults::default()
     });
-    let report = fanout(addr, SMALL_RUN);
+    let report = loadtest(addr, SMALL_RUN);
     let table = report.table();
     assert!(!report.ok(), "{table}");
     assert_eq!(figure(&report, "lost"), 1, "{table}");
@@ -115,7 +88,7 @@ fn a_cut_member_resumes_with_since_and_misses_nothing() {
         cut: Some(10),
         ..Faults::default()
     });
-    let report = fanout(addr, SMALL_RUN);
+    let report = loadtest(addr, SMALL_RUN);
     let table = report.table();
     assert!(report.ok(), "{table}");
     assert_eq!(figure(&report, "closed_1013"), 1, "{table}");
@@ -131,7 +104,7 @@ fn a_cut_member_that_does_not_resume_is_reported_as_cut_off() {
     });
     let mut args = SMALL_RUN.to_vec();
     args.push("--no-reconnect");
-    let report = fanout(addr, &args);
+    let report = loadtest(addr, &args);
     let table = report.table();
     assert!(report.ok(), "{table}");
     assert_eq!(figure(&report, "cut_off_members"), 1, "{table}");
@@ -154,7 +127,7 @@ fn custom_protocol_judges_loss_and_order_by_marker() {
         r#"{"type":"send","room":"{room}","text":"{text}","cid":"c"}"#,
     ];
     args.extend_from_slice(SMALL_RUN);
-    let report = fanout(addr, &args);
+    let report = loadtest(addr, &args);
     let table = report.table();
     assert_eq!(figure(&report, "lost"), 1, "{table}");
     assert_eq!(figure(&report, "reordered"), 1, "{table}");
@@ -163,4 +136,58 @@ fn custom_protocol_judges_loss_and_order_by_marker() {
         report.notes.iter().any(|n| n.contains("no seqs")),
         "{table}"
     );
+}
+
+#[test]
+fn slow_members_are_cut_with_1013_and_the_rest_lose_nothing() {
+    // 4 KB texts at 500 msg/s per room for 3 s: 6 MB for each member
+    // that stops reading, past the ~4 MB that loopback socket buffers
+    // hold plus a small outbound cap.
+    let config = parley::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        reactors: 2,
+        log_level: "warn".into(),
+        allow_guests: true,
+        message_rate: 1_000_000,
+        max_outbound_bytes: 65_536,
+        ..Default::default()
+    };
+    let server = parley::server::Server::start(config).expect("start parley");
+    let report = loadtest(
+        server.local_addr(),
+        &[
+            "fanout",
+            "--rooms",
+            "2",
+            "--members",
+            "6",
+            "--publishers",
+            "2",
+            "--slow-members",
+            "4",
+            "--rate",
+            "1000",
+            "--size",
+            "4000",
+            "--duration",
+            "3",
+            "--grace",
+            "5",
+        ],
+    );
+    server.shutdown_handle().shutdown();
+    server.join();
+
+    let table = report.table();
+    assert!(report.ok(), "{table}");
+    assert_eq!(figure(&report, "slow_members"), 4, "{table}");
+    assert_eq!(figure(&report, "slow_cut_1013"), 4, "{table}");
+    assert_eq!(figure(&report, "slow_not_cut"), 0, "{table}");
+    assert_eq!(figure(&report, "lost"), 0, "{table}");
+    assert_eq!(figure(&report, "duplicated"), 0, "{table}");
+    assert_eq!(figure(&report, "reordered"), 0, "{table}");
+    // Every acked message reached the 4 normal members of its room.
+    let acked = figure(&report, "acked");
+    assert!(acked >= 1000, "{table}");
+    assert_eq!(figure(&report, "delivered"), acked * 4, "{table}");
 }

@@ -148,7 +148,7 @@ fn recovery(marks: &[u64; 4], workers: &[Fanout], report: &mut Report) {
     let members: Vec<_> = workers
         .iter()
         .flat_map(|w| w.members())
-        .filter(|m| m.ever_joined)
+        .filter(|m| m.ever_joined && !m.slow)
         .collect();
     let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
     let events = [

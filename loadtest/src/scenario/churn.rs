@@ -116,9 +116,11 @@ pub fn run(common: &Common, args: &ChurnArgs) -> Result<Report, String> {
     let window_s = (now_ns() - t0) as f64 / 1e9;
     let cpu = cpu.close();
     let timed_out = run.timed_out;
+    let errors = run.shared.connect_errors();
     let workers = run.finish();
 
     let mut report = Report::new("churn");
+    report.note_connect_errors(&errors);
     let mut latency = Histogram::default();
     let mut per_second: Vec<Histogram> = Vec::new();
     for w in &workers {

@@ -7,7 +7,9 @@
 //! acknowledged seq of its room exactly once and in order; a member the
 //! server cuts off (1013) reconnects and resumes with `since` unless told
 //! not to, and then must miss nothing either. Sends are retried with
-//! the same cid until acked (see [`super::publisher`]).
+//! the same cid until acked (see [`super::publisher`]). The last
+//! `--slow-members` connections stop reading instead and are judged apart
+//! (see [`super::slow`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::publisher::{retryable, Publisher};
+use super::slow::{self, SlowMembers};
 use crate::check::{Seen, SeqSet};
 use crate::cli::{Common, FanoutArgs};
 use crate::clock::now_ns;
@@ -29,7 +32,10 @@ use crate::worker::{Behaviour, End, Out};
 /// What every thread knows about the run.
 struct Plan {
     rooms: Vec<String>,
-    members: usize,
+    /// Members per room that read normally: those owed each delivery.
+    normal: Vec<u64>,
+    /// Connections from this number on are slow members.
+    slow_from: usize,
     publishers: usize,
     /// Seconds between two messages of one publisher.
     interval: f64,
@@ -43,6 +49,8 @@ const RECONNECT_CAP_NS: u64 = 1_000_000_000;
 
 pub(crate) struct Member {
     room: usize,
+    /// A slow member: stalls once joined (see [`super::slow`]).
+    pub(crate) slow: bool,
     joined: bool,
     pub(crate) ever_joined: bool,
     /// Cut off by the server and not (yet) resumed.
@@ -67,6 +75,7 @@ pub struct Fanout {
     later: Vec<(u64, usize)>,
     /// Publisher index by slot.
     pub_of: HashMap<usize, usize>,
+    slow: SlowMembers,
     latency: Histogram,
     per_second: Vec<Histogram>,
     /// Acknowledged seqs per room, from this thread's publishers.
@@ -93,6 +102,7 @@ impl Fanout {
                 }
                 Member {
                     room: g % rooms,
+                    slow: g >= plan.slow_from,
                     joined: false,
                     ever_joined: false,
                     cut: false,
@@ -110,6 +120,7 @@ impl Fanout {
             pubs,
             later: Vec::new(),
             pub_of,
+            slow: SlowMembers::default(),
             latency: Histogram::default(),
             per_second: Vec::new(),
             acked: vec![Vec::new(); rooms],
@@ -121,12 +132,15 @@ impl Fanout {
         }
     }
 
-    fn on_joined(&mut self, i: usize, seq: Option<u64>, reset: bool) {
+    fn on_joined(&mut self, i: usize, seq: Option<u64>, reset: bool, out: &mut Out) {
         let m = &mut self.members[i];
         m.joined = true;
         m.attempts = 0;
         if !m.ever_joined {
             m.ever_joined = true;
+            if m.slow {
+                self.slow.joined(i, &self.shared, out);
+            }
             if let Some(seq) = seq {
                 m.streams.insert(0, SeqSet::starting_after(seq));
             }
@@ -182,7 +196,7 @@ impl Fanout {
                     return;
                 }
                 self.acked[room].push(seq);
-                Shared::add(&self.shared.expected, self.plan.members as u64);
+                Shared::add(&self.shared.expected, self.plan.normal[room]);
             }
             None => {
                 self.pubs[p].unacked.pop_front();
@@ -265,7 +279,7 @@ impl Fanout {
                 }
                 out.sends.push((p.slot, frame));
                 if !self.plan.proto.has_seq() {
-                    Shared::add(&self.shared.expected, self.plan.members as u64);
+                    Shared::add(&self.shared.expected, self.plan.normal[m.room]);
                 }
                 if self.plan.proto.has_ack() && !self.plan.proto.has_seq() {
                     p.unacked.push_back(p.sent);
@@ -289,10 +303,14 @@ impl Behaviour for Fanout {
     }
 
     fn on_text(&mut self, i: usize, text: &str, out: &mut Out) {
+        let m = &self.members[i];
+        if m.slow && m.ever_joined {
+            return; // a backlog read: only its end matters
+        }
         match self.plan.proto.parse(text) {
             Incoming::Message { seq, marker } => self.on_message(i, seq, marker),
             Incoming::Ack { n, seq, .. } => self.on_ack(i, n, seq),
-            Incoming::Joined { seq, reset } => self.on_joined(i, seq, reset),
+            Incoming::Joined { seq, reset } => self.on_joined(i, seq, reset, out),
             Incoming::Error { code, n, .. } => self.on_error(i, code, n, out),
             Incoming::Other => {}
         }
@@ -307,6 +325,9 @@ impl Behaviour for Fanout {
                 log::debug!("conn slot={i} failed: {e}");
             }
             return;
+        }
+        if m.slow {
+            return self.slow.ended(i, how, &self.shared);
         }
         if was_joined {
             Shared::add(&self.shared.server_closes, 1);
@@ -330,6 +351,7 @@ impl Behaviour for Fanout {
         if phase == Phase::Run {
             self.publish(out);
         }
+        self.slow.tick(phase, now_ns(), out);
         if phase <= Phase::Drain && self.plan.proto.has_seq() {
             self.retry(out);
         }
@@ -373,12 +395,19 @@ pub(crate) fn run_with(
     if publishers < args.rooms || publishers > total {
         return Err(format!("--publishers must be {}..={total}", args.rooms));
     }
+    if args.slow_members > total - publishers {
+        let most = total - publishers;
+        return Err(format!(
+            "--slow-members must be at most {most}: publishers read"
+        ));
+    }
     let run_id = now_ns() ^ u64::from(std::process::id()) << 40;
     let plan = Arc::new(Plan {
         rooms: (0..args.rooms)
             .map(|r| format!("lt-{run_id:x}-{r}"))
             .collect(),
-        members: args.members,
+        normal: slow::normal_per_room(args.rooms, args.members, args.slow_members),
+        slow_from: total - args.slow_members,
         publishers,
         interval: publishers as f64 / args.rate,
         size: args.size,
@@ -395,18 +424,17 @@ pub(crate) fn run_with(
     let all_in = |s: &Shared| Shared::get(&s.joined) + Shared::get(&s.failed) >= total as u64;
     run.wait(connect_limit, all_in, connect_progress);
     let joined = Shared::get(&run.shared.joined);
-    if joined < total as u64 {
-        report.fail(format!(
-            "{} of {total} members never joined",
-            total as u64 - joined
-        ));
-    }
+    report.check_joined(joined, total as u64, &run.shared.connect_errors());
 
     let cpu = CpuWindow::open(&common.server_pids);
     let t0 = now_ns();
     run.shared.run_start_ns.store(t0.max(1), Relaxed);
     run.set_phase(Phase::Run);
-    publish(&mut run);
+    // With nobody in, the failure above says why; waiting out the window
+    // would only make a refused run look like a hung one.
+    if joined > 0 {
+        publish(&mut run);
+    }
     run.set_phase(Phase::Drain);
     let drained = |s: &Shared| {
         let answered = if plan.proto.has_seq() {
@@ -420,6 +448,9 @@ pub(crate) fn run_with(
     run.wait(Duration::from_secs(args.grace), drained, run_progress);
     let window_s = (now_ns() - t0) as f64 / 1e9;
     let cpu = cpu.close();
+    if args.slow_members > 0 {
+        run.wait(slow::SETTLE, slow::all_ended, run_progress);
+    }
     let timed_out = run.timed_out;
     let shared = run.shared.clone();
     let workers = run.finish();
@@ -427,6 +458,7 @@ pub(crate) fn run_with(
     let delivered = Shared::get(&shared.delivered);
     let sent = Shared::get(&shared.sent);
     report.add("members", total as u64, "");
+    report.add("joined", joined, "");
     report.add("publishers", publishers as u64, "");
     report.add("offered_rate", args.rate, "msg/s");
     report.add("sent", sent, "msg");
@@ -464,6 +496,11 @@ pub(crate) fn run_with(
     report.add_latency("latency", &latency);
     cpu.report(&mut report, "delivery", delivered);
     tally(&plan, &workers, &mut report);
+    if args.slow_members > 0 {
+        let joined = Shared::get(&shared.slow_joined);
+        let threads = workers.iter().map(|w| &w.slow);
+        slow::report(args.slow_members, joined, threads, &mut report);
+    }
     report.latency = Some(Series {
         title: "end-to-end latency".into(),
         total: latency,
@@ -491,7 +528,7 @@ fn connect_progress(s: &Shared) -> String {
 }
 
 pub(crate) fn run_progress(s: &Shared) -> String {
-    format!(
+    let mut line = format!(
         "sent {} acked {} delivered {}/{} server-closes {} errors {}",
         Shared::get(&s.sent),
         Shared::get(&s.acked),
@@ -499,7 +536,15 @@ pub(crate) fn run_progress(s: &Shared) -> String {
         Shared::get(&s.expected),
         Shared::get(&s.server_closes),
         Shared::get(&s.send_errors)
-    )
+    );
+    let slow = Shared::get(&s.slow_joined);
+    if slow > 0 {
+        line.push_str(&format!(
+            " slow-ended {}/{slow}",
+            Shared::get(&s.slow_ended)
+        ));
+    }
+    line
 }
 
 fn sum(workers: &[Fanout], f: impl Fn(&Fanout) -> u64) -> u64 {
@@ -523,7 +568,7 @@ fn tally(plan: &Plan, workers: &[Fanout], report: &mut Report) {
     }
     let (mut lost, mut cut_missing, mut dups, mut reordered, mut cut_now) = (0, 0, 0, 0, 0);
     for w in workers {
-        for m in w.members.iter().filter(|m| m.ever_joined) {
+        for m in w.members.iter().filter(|m| m.ever_joined && !m.slow) {
             let empty = SeqSet::default();
             let missing = if plan.proto.has_seq() {
                 m.streams.get(&0).unwrap_or(&empty).missing(&acked[m.room])

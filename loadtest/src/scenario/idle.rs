@@ -121,9 +121,7 @@ pub fn run(common: &Common, args: &IdleArgs) -> Result<Report, String> {
             .notes
             .push("no --server-pid: server RSS not measured".into()),
     }
-    if joined < total as u64 {
-        report.fail(format!("{} of {total} never joined", total as u64 - joined));
-    }
+    report.check_joined(joined, total as u64, &shared.connect_errors());
     if closed > 0 {
         report.fail(format!("{closed} connections ended while held"));
     }

@@ -6,3 +6,4 @@ pub mod churn;
 pub mod fanout;
 pub mod idle;
 pub mod publisher;
+pub mod slow;

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test file uses a part
 
+pub mod run;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
