@@ -196,6 +196,16 @@ fn is_valid_text(text: &str, max_bytes: usize) -> bool {
     !text.is_empty() && text.len() <= max_bytes && text.chars().all(allowed)
 }
 
+/// Account names are case-insensitive (sign-up and log-in lower-case
+/// them), so `Alice` names the account `alice`; guest names keep their case.
+fn account_case(user: Cow<'_, str>) -> Cow<'_, str> {
+    let is_guest = user.starts_with("guest:");
+    if is_guest || !user.bytes().any(|b| b.is_ascii_uppercase()) {
+        return user;
+    }
+    Cow::Owned(user.to_ascii_lowercase())
+}
+
 fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> {
     let kind = raw.kind.ok_or(ErrorCode::BadRequest)?;
     let known = [
@@ -229,6 +239,7 @@ fn check(raw: Raw<'_>, max_text_bytes: usize) -> Result<Request<'_>, ErrorCode> 
             user: raw
                 .user
                 .filter(|u| is_valid_identity(u))
+                .map(account_case)
                 .ok_or(ErrorCode::InvalidUser)?,
         },
         "history" => Request::History {
@@ -349,6 +360,20 @@ mod tests {
         for bad in ["\u{0}", "red \u{1b}[31m", "\u{7f}", "\u{85}"] {
             assert_eq!(send(bad), Err(ErrorCode::InvalidText), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn invites_name_accounts_in_any_case_and_guests_exactly() {
+        let user = |name: &str| {
+            let frame = serde_json::json!({"type":"invite","room":"a","user":name});
+            match parse(&frame.to_string(), 10).unwrap().0 {
+                Request::Invite { user, .. } => user.into_owned(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(user("ABC"), "abc");
+        assert_eq!(user("abc"), "abc");
+        assert_eq!(user("guest:Bob"), "guest:Bob");
     }
 
     #[test]
