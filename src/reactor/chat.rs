@@ -58,13 +58,18 @@ pub fn on_text(
     };
     let slot = chat.slot(req.room());
     let state = slot.and_then(|i| chat.rooms.get(i)).map(|s| s.state);
-    let in_room = matches!(state, Some(SlotState::Joining | SlotState::Joined));
+    let in_room = matches!(
+        state,
+        Some(SlotState::Joining | SlotState::Joined | SlotState::Rejoining)
+    );
     match req {
         Request::Join { room, since, epoch } => {
-            if state.is_some() {
+            let rejoin = slot.filter(|_| state == Some(SlotState::Leaving));
+            if let Some(slot) = rejoin.and_then(|i| chat.rooms.get_mut(i)) {
+                slot.state = SlotState::Rejoining;
+            } else if state.is_some() {
                 return refuse(out, ErrorCode::AlreadyJoined, id, &room, None);
-            }
-            if chat.rooms.len() >= ctx.config.max_rooms_per_conn {
+            } else if chat.rooms.len() >= ctx.config.max_rooms_per_conn {
                 ctx.hit_limit(crate::metrics::Limit::RoomsPerConn);
                 return refuse(out, ErrorCode::TooManyRooms, id, &room, None);
             }
@@ -73,10 +78,12 @@ pub fn on_text(
                 Some((name, _)) => name.clone(),
                 None => Arc::from(&*room),
             };
-            chat.rooms.push(RoomSlot {
-                name: room.clone(),
-                state: SlotState::Joining,
-            });
+            if rejoin.is_none() {
+                chat.rooms.push(RoomSlot {
+                    name: room.clone(),
+                    state: SlotState::Joining,
+                });
+            }
             let epoch = epoch.map(|e| e.into_owned());
             ctx.broker.join(JoinRequest {
                 to: me,
@@ -181,7 +188,7 @@ fn leave(chat: &mut ChatSession, i: usize, key: usize, ctx: &mut Ctx) {
                 ctx.remove_member(&slot.name, key, &chat.user);
             }
         }
-        SlotState::Joining => slot.state = SlotState::Leaving,
+        SlotState::Joining | SlotState::Rejoining => slot.state = SlotState::Leaving,
         SlotState::Leaving => {}
     }
 }

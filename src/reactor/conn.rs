@@ -160,6 +160,10 @@ pub enum SlotState {
     Joined,
     /// Left before `Joined` arrived; that event will undo the join.
     Leaving,
+    /// Left and joined again while the first join was still in flight:
+    /// a second join is asked for; the first `Joined` to arrive is undone
+    /// and the second completes the slot.
+    Rejoining,
 }
 
 pub struct Closing {

@@ -128,6 +128,11 @@ fn on_joined(j: Joined, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
                 slot.state = SlotState::Joined;
                 Some(conn)
             }
+            SlotState::Rejoining => {
+                // The join the socket left; the next `Joined` is its own.
+                slot.state = SlotState::Joining;
+                None
+            }
             _ => {
                 chat.rooms.swap_remove(i);
                 None
@@ -162,6 +167,14 @@ fn on_join_failed(r: Reply, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
     };
     if let Some(chat) = conn.chat() {
         if let Some(i) = chat.slot(&r.room) {
+            if let Some(slot) = chat.rooms.get_mut(i) {
+                if slot.state == SlotState::Rejoining {
+                    // The join the socket left failed; its answer is moot
+                    // and the second join is still on its way.
+                    slot.state = SlotState::Joining;
+                    return;
+                }
+            }
             chat.rooms.swap_remove(i);
         }
     }
