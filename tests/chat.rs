@@ -41,12 +41,17 @@ fn two_clients_exchange_messages() {
 /// one order: seq 1..=N with no gap and no duplicate.
 #[test]
 fn members_on_every_reactor_see_one_order() {
-    const CLIENTS: usize = 8;
     const EACH: usize = 50;
-    let server = Server::start(&["--reactors", "2"]);
-    let mut clients: Vec<Client> = (0..CLIENTS)
-        .map(|i| server.client(&format!("u{i}")))
-        .collect();
+    let server = Server::start(&["--reactors", "2", "--log-level", "debug"]);
+    // SO_REUSEPORT spreads connections by a hash of their ports: open
+    // clients until both reactors hold some (at least 8, at most 64).
+    let on_reactor = |r: usize| server.log_text().contains(&format!("conn={r}:"));
+    let mut clients: Vec<Client> = Vec::new();
+    while clients.len() < 8 || !(on_reactor(0) && on_reactor(1)) {
+        assert!(clients.len() < 64, "every client landed on one reactor");
+        clients.push(server.client(&format!("u{}", clients.len())));
+    }
+    let clients_n = clients.len();
     for c in &mut clients {
         c.join("order", None);
     }
@@ -60,7 +65,7 @@ fn members_on_every_reactor_see_one_order() {
                 }
                 let mut seen = Vec::new();
                 let mut acks = 0;
-                while seen.len() < CLIENTS * EACH || acks < EACH {
+                while seen.len() < clients_n * EACH || acks < EACH {
                     let v = c.recv();
                     match v["type"].as_str() {
                         Some("message") => seen.push((
@@ -79,12 +84,12 @@ fn members_on_every_reactor_see_one_order() {
     let views: Vec<Vec<(u64, String)>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let first = &views[0];
     let seqs: Vec<u64> = first.iter().map(|(s, _)| *s).collect();
-    assert_eq!(seqs, (1..=(CLIENTS * EACH) as u64).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=(clients_n * EACH) as u64).collect::<Vec<_>>());
     for view in &views[1..] {
         assert_eq!(view, first, "every member sees the same sequence");
     }
     // Each sender's own messages keep their order.
-    for i in 0..CLIENTS {
+    for i in 0..clients_n {
         let mine: Vec<&String> = first
             .iter()
             .map(|(_, t)| t)
