@@ -1003,6 +1003,57 @@ mod tests {
             prop_assert_eq!(decode_cut(max, &stream, &cuts), whole);
         }
 
+        /// Payload lengths at the edges of the three length encodings,
+        /// against a limit just under, at and over them.
+        #[test]
+        fn boundary_lengths_decode_the_same_however_cut(
+            len in prop_oneof![
+                Just(0usize), Just(125), Just(126), Just(127),
+                Just(65535), Just(65536), Just(65537)
+            ],
+            slack in 0usize..3,
+            mask in any::<[u8; 4]>(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let payload = vec![0x5a; len];
+            let stream = frame(true, Opcode::Binary, &payload, mask);
+            let max = (len + slack).saturating_sub(1);
+            let whole = one_shot(max, &stream);
+            if len <= max {
+                prop_assert_eq!(&whole, &Outcome::ok(vec![Owned::Binary(payload)]));
+            } else {
+                prop_assert!(err(1009)(&whole), "{len} over {max}: {whole:?}");
+            }
+            let cuts = sorted_cuts(&cuts, stream.len());
+            prop_assert_eq!(decode_cut(max, &stream, &cuts), whole);
+        }
+
+        /// Raw 64-bit length fields: the top bit set (RFC 6455 §5.2: it
+        /// must be 0) and non-minimal encodings are protocol errors, and
+        /// no value allocates or panics, however the header is cut.
+        #[test]
+        fn raw_64_bit_lengths_never_panic_and_agree_however_cut(
+            len in prop_oneof![
+                Just(0u64), Just(125), Just(126), Just(65535), Just(65536),
+                Just(1u64 << 63), Just(u64::MAX), any::<u64>()
+            ],
+            tail in proptest::collection::vec(any::<u8>(), 0..16),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let mut stream = vec![0x82, 0x80 | 127];
+            stream.extend(len.to_be_bytes());
+            stream.extend([1, 2, 3, 4]);
+            stream.extend(tail);
+            let whole = one_shot(BIG, &stream);
+            if len >= 1 << 63 || len < 65536 {
+                prop_assert!(err(1002)(&whole), "{len}: {whole:?}");
+            } else if len > BIG as u64 {
+                prop_assert!(err(1009)(&whole), "{len}: {whole:?}");
+            }
+            let cuts = sorted_cuts(&cuts, stream.len());
+            prop_assert_eq!(decode_cut(BIG, &stream, &cuts), whole);
+        }
+
         #[test]
         fn random_bytes_never_panic(
             bytes in proptest::collection::vec(any::<u8>(), 0..64),
