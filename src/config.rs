@@ -74,7 +74,8 @@ settings! {
     max_message_bytes: usize = 64 * 1024, env "PARLEY_MAX_MESSAGE_BYTES";
     /// Log level: error, warn, info, debug or trace.
     log_level: String = "info".into(), env "PARLEY_LOG_LEVEL";
-    /// Largest HTTP request head, in bytes (431 above).
+    /// Largest HTTP request head, in bytes (431 above; 414 when the
+    /// request line alone is longer).
     max_head_bytes: usize = 8 * 1024, env "PARLEY_MAX_HEAD_BYTES";
     /// Most header lines in an HTTP request head (431 above).
     max_headers: usize = 32, env "PARLEY_MAX_HEADERS";

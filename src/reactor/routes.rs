@@ -45,6 +45,12 @@ pub fn handle(
         api::handle(req, body, client, me, &mut buf, ctx)
     } else {
         match req.path.as_str() {
+            // A disabled route is no route: 404 whatever the method, so
+            // neither an Allow header nor a 405 advertises it.
+            "/echo" if !ctx.config.echo => {
+                write_error(&mut buf, 404, "no such page", &[], keep_alive);
+                Outcome::Respond { keep_alive }
+            }
             "/ws" | "/echo" if req.method != Method::Get => {
                 let allow = [("Allow", "GET")];
                 write_error(
@@ -60,7 +66,7 @@ pub fn handle(
                 let client = ctx.auth.client_ip(req, peer);
                 upgrade_chat(req, client, &mut buf, ctx)
             }
-            "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
+            "/echo" => upgrade_echo(req, &mut buf),
             path => page(req, path, &mut buf, ctx),
         }
     };
