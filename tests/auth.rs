@@ -281,7 +281,31 @@ fn the_api_rejects_bad_input_with_json_errors() {
             big.len()
         ),
     );
-    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    let (status, head, err) = split(&reply);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{reply}"
+    );
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    let chunked = http(
+        a,
+        "POST /api/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+         2\r\n{}\r\n0\r\n\r\n",
+    );
+    let (status, _, err) = split(&chunked);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (411, Some("length_required")),
+        "{chunked}"
+    );
+    // Outside the API, the same refusal stays plain text.
+    let page = http(
+        a,
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9999\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 413"), "{page}");
+    assert!(page.contains("Content-Type: text/plain"), "{page}");
     assert_eq!(get(a, "/api/signup", "").0, 405);
     assert_eq!(get(a, "/api/nope", "").0, 404);
     let cross = post(

@@ -195,6 +195,12 @@ fn respond(
     Outcome::Respond { keep_alive }
 }
 
+/// Appends a JSON error response, for callers outside this module that
+/// answer an API request (a refused body).
+pub fn write_error(buf: &mut Vec<u8>, status: u16, code: &str, message: &str, keep_alive: bool) {
+    respond(buf, status, &error(code, message), &[], keep_alive);
+}
+
 fn not_allowed(buf: &mut Vec<u8>, allow: &str, keep_alive: bool) -> Outcome {
     let e = error("method_not_allowed", "method not allowed");
     respond(buf, 405, &e, &[("Allow", allow)], keep_alive)

@@ -17,7 +17,7 @@ use crate::broker::ConnRef;
 use crate::chat::names::is_valid_user;
 use crate::http::request::query_param;
 use crate::http::response::{write_error, write_response, write_switching_protocols};
-use crate::http::{upgrade, Method, Request};
+use crate::http::{upgrade, BodyError, Method, Request};
 use crate::stats::ReactorStats;
 use crate::web;
 
@@ -76,6 +76,23 @@ pub fn handle(
     }
     out.push_vec(buf);
     outcome
+}
+
+/// The answer to a request whose body will not be read, written to close
+/// the connection (the unread body cannot be skipped safely): a JSON error
+/// under `/api/`, like every other API error; plain text elsewhere.
+pub fn refuse_body(req: &Request, error: BodyError) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let (status, reason) = (error.status(), error.reason());
+    if req.path.starts_with("/api/") {
+        api::write_error(&mut buf, status, error.code(), reason, false);
+    } else {
+        write_error(&mut buf, status, reason, &[], false);
+    }
+    if req.method == Method::Head {
+        strip_body(&mut buf);
+    }
+    buf
 }
 
 /// A HEAD response carries the head a GET would, and no body (RFC 9110
