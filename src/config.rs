@@ -145,8 +145,10 @@ settings! {
     /// Mark the session cookie Secure (serve over HTTPS, e.g. behind a
     /// TLS-terminating proxy).
     cookie_secure: bool = false, env "PARLEY_COOKIE_SECURE";
-    /// Threads hashing passwords and talking to the user store.
-    auth_workers: usize = 2, env "PARLEY_AUTH_WORKERS";
+    /// Threads hashing passwords and talking to the user store; 0 means
+    /// the available cores minus one, at least 1 (hashing competes with
+    /// the reactors for the cores).
+    auth_workers: usize = 0, env "PARLEY_AUTH_WORKERS";
     /// Log-ins and sign-ups waiting for a worker before new ones get 503.
     auth_queue: usize = 64, env "PARLEY_AUTH_QUEUE";
     /// PBKDF2-HMAC-SHA256 rounds for new password hashes (at least
@@ -216,7 +218,16 @@ impl Config {
     /// Reactor threads to start, resolving 0 to the available cores.
     pub fn reactor_count(&self) -> usize {
         match self.reactors {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => available_cores(),
+            n => n,
+        }
+    }
+
+    /// Auth worker threads to start, resolving 0 with [`auth_workers_for`]
+    /// the available cores.
+    pub fn auth_worker_count(&self) -> usize {
+        match self.auth_workers {
+            0 => auth_workers_for(available_cores()),
             n => n,
         }
     }
@@ -281,7 +292,7 @@ impl Config {
                 60,
                 366 * 24 * 3600,
             ),
-            ("auth_workers", u(self.auth_workers), 1, 64),
+            ("auth_workers", u(self.auth_workers), 0, 64),
             ("auth_queue", u(self.auth_queue), 1, 100_000),
             (
                 "password_iterations",
@@ -389,6 +400,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Cores this process may run on (its CPU affinity and cgroup quota
+/// included), 1 when that cannot be told.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The default auth worker count on `cores` cores: one fewer than the
+/// cores, so a burst of log-ins (each hash a few hundred ms of CPU) leaves
+/// a core to the reactors; at least one. On 2 cores, 2 workers raised chat
+/// p99 about 6x during a log-in burst, 1 worker kept it under 1 ms
+/// (BENCHMARKS.md).
+pub fn auth_workers_for(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 /// A signing key from hex, if it has at least 32 bytes.
@@ -507,6 +533,22 @@ mod tests {
         };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("shutdown_timeout_ms:"), "{err}");
+    }
+
+    #[test]
+    fn auth_workers_leave_a_core_to_the_reactors() {
+        let cases = [(0, 1), (1, 1), (2, 1), (3, 2), (8, 7), (64, 63)];
+        for (cores, workers) in cases {
+            assert_eq!(auth_workers_for(cores), workers, "{cores} cores");
+        }
+        let d = Config::default();
+        assert_eq!(d.auth_workers, 0, "sized by the machine");
+        assert_eq!(d.auth_worker_count(), auth_workers_for(available_cores()));
+        let fixed = Config {
+            auth_workers: 3,
+            ..Config::default()
+        };
+        assert_eq!(fixed.auth_worker_count(), 3);
     }
 
     #[test]

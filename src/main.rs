@@ -167,6 +167,7 @@ fn print_config(path: Option<PathBuf>, flags: FlagSettings) -> ExitCode {
 
 fn run(config: Config) -> ExitCode {
     let reactors = config.reactor_count();
+    let workers = config.auth_worker_count();
     let echo = config.echo;
     let broker = if config.redis.is_empty() {
         "embedded broker".to_string()
@@ -181,7 +182,7 @@ fn run(config: Config) -> ExitCode {
         }
     };
     log::info!(
-        "listening on {} with {reactors} reactors ({broker}{})",
+        "listening on {} with {reactors} reactors, {workers} auth workers ({broker}{})",
         server.local_addr(),
         if echo { ", /echo enabled" } else { "" }
     );
