@@ -140,7 +140,8 @@ settings! {
     /// Seconds a session token stays valid.
     session_ttl_secs: u64 = 7 * 24 * 3600, env "PARLEY_SESSION_TTL_SECS";
     /// Comma-separated Origins allowed to open sockets and use the API
-    /// (e.g. "https://chat.example.com"); empty means same origin as Host.
+    /// (e.g. "https://chat.example.com"); empty means the same origin: an
+    /// http:// or https:// Origin whose authority is the Host.
     allowed_origins: String = String::new(), env "PARLEY_ALLOWED_ORIGINS";
     /// Mark the session cookie Secure (serve over HTTPS, e.g. behind a
     /// TLS-terminating proxy).

@@ -187,6 +187,24 @@ fn sockets_without_a_valid_session_are_refused() {
         ("Origin", "https://evil.example"),
     ];
     assert_eq!(connect(a, &evil).err(), Some(403));
+    // Nor may a page whose origin only copies our authority under another
+    // scheme; the default same-origin check wants http or https.
+    let spoofed = format!("evil://{a}");
+    let evil = [("Cookie", cookie.as_str()), ("Origin", spoofed.as_str())];
+    assert_eq!(connect(a, &evil).err(), Some(403));
+    let login = post(
+        a,
+        "/api/login",
+        &creds("bob", "correct horse battery"),
+        &format!("Origin: {spoofed}\r\n"),
+    );
+    assert_eq!(
+        (login.0, login.2["error"]["code"].as_str()),
+        (403, Some("forbidden_origin"))
+    );
+    let same = format!("https://{a}");
+    let ok = [("Cookie", cookie.as_str()), ("Origin", same.as_str())];
+    assert!(connect(a, &ok).is_ok());
 
     // Logging out revokes the token everywhere at once.
     let bearer = format!("Bearer {token}");

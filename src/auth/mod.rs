@@ -113,10 +113,7 @@ impl Auth {
             return true;
         };
         if self.settings.allowed_origins.is_empty() {
-            let host = req.host.as_deref().unwrap_or("");
-            return origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host));
+            return same_origin(origin, req.host.as_deref().unwrap_or(""));
         }
         self.settings
             .allowed_origins
@@ -152,6 +149,19 @@ impl Auth {
         };
         format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
     }
+}
+
+/// Whether `origin` is a page served from `host`: an `http` or `https`
+/// origin (RFC 6454 §6.1: scheme "://" host [":" port]) whose authority is
+/// the Host the request was sent to. Any other scheme (a browser
+/// extension, `file`, or one made up to match the authority) is another
+/// origin, whatever follows it.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    web && !host.is_empty() && authority.eq_ignore_ascii_case(host)
 }
 
 /// The token in a request: the session cookie, an `Authorization: Bearer`
@@ -220,6 +230,29 @@ mod tests {
         assert_eq!(client_ip(&[proxy], &bare, proxy), proxy);
         let junk = request("X-Forwarded-For: not-an-ip\r\n");
         assert_eq!(client_ip(&[proxy], &junk, proxy), proxy);
+    }
+
+    #[test]
+    fn same_origin_needs_a_web_scheme_and_the_host() {
+        let cases = [
+            ("http://chat.example:8080", "chat.example:8080", true),
+            ("https://chat.example:8080", "chat.example:8080", true),
+            ("HTTPS://Chat.Example:8080", "chat.example:8080", true),
+            ("evil://chat.example:8080", "chat.example:8080", false),
+            (
+                "chrome-extension://chat.example:8080",
+                "chat.example:8080",
+                false,
+            ),
+            ("://chat.example:8080", "chat.example:8080", false),
+            ("http://chat.example:8081", "chat.example:8080", false),
+            ("http://chat.example:8080/", "chat.example:8080", false),
+            ("null", "chat.example:8080", false),
+            ("http://", "", false),
+        ];
+        for (origin, host, same) in cases {
+            assert_eq!(same_origin(origin, host), same, "{origin} vs {host}");
+        }
     }
 
     #[test]
