@@ -133,6 +133,11 @@ fn sign_up_log_in_and_chat_as_yourself() {
     let token = body["token"].as_str().unwrap();
     let (status, _, me) = get(a, "/api/me", &format!("Authorization: Bearer {token}\r\n"));
     assert_eq!((status, me["username"].as_str()), (200, Some("alice")));
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let (status, _, me) = get(a, "/api/me", &format!("Authorization: bearer {token}\r\n"));
+    assert_eq!((status, me["username"].as_str()), (200, Some("alice")));
+    let lower = format!("bearer {token}");
+    assert!(connect(a, &[("Authorization", &lower)]).is_ok());
 
     // The cookie, as a browser sends it; `from` is the account, whatever
     // the client claims.

@@ -168,10 +168,8 @@ fn same_origin(origin: &str, host: &str) -> bool {
 /// header, or a `bearer.<token>` WebSocket subprotocol (for clients that
 /// cannot set headers). Never the URL, which ends up in logs.
 pub fn credentials(req: &Request) -> Option<&str> {
-    if let Some(auth) = req.authorization.as_deref() {
-        if let Some(token) = auth.strip_prefix("Bearer ") {
-            return Some(token.trim());
-        }
+    if let Some(token) = req.authorization.as_deref().and_then(bearer_token) {
+        return Some(token);
     }
     if let Some(token) = req
         .ws_protocols
@@ -184,6 +182,16 @@ pub fn credentials(req: &Request) -> Option<&str> {
         let (name, value) = pair.trim().split_once('=')?;
         (name == COOKIE && !value.is_empty()).then_some(value)
     })
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme name
+/// is case-insensitive and may be followed by several spaces (RFC 9110
+/// §11.1 and §11.4, formerly RFC 7235 §2.1).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// The client's address: `peer`, unless `peer` is a trusted proxy and the
@@ -261,10 +269,14 @@ mod tests {
             credentials(&request("Cookie: a=1; parley_session=tok; b=2\r\n")),
             Some("tok")
         );
-        assert_eq!(
-            credentials(&request("Authorization: Bearer tok2\r\n")),
-            Some("tok2")
-        );
+        for bearer in ["Bearer tok2", "bearer tok2", "BEARER  tok2", "bEaReR tok2 "] {
+            let header = format!("Authorization: {bearer}\r\n");
+            assert_eq!(credentials(&request(&header)), Some("tok2"), "{bearer}");
+        }
+        for other in ["Basic tok2", "Bearertok2", "Bearer"] {
+            let header = format!("Authorization: {other}\r\n");
+            assert_eq!(credentials(&request(&header)), None, "{other}");
+        }
         let proto = "Sec-WebSocket-Protocol: parley.v1, bearer.tok3\r\n";
         assert_eq!(credentials(&request(proto)), Some("tok3"));
         assert_eq!(credentials(&request("Cookie: parley_session=\r\n")), None);
