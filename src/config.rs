@@ -13,6 +13,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::proxies::TrustedProxies;
+
 macro_rules! settings {
     ($(
         $(#[doc = $doc:literal])+
@@ -165,8 +167,9 @@ settings! {
     max_conns_per_user: u32 = 32, env "PARLEY_MAX_CONNS_PER_USER";
     /// Sockets one IP address may have open on this node.
     max_conns_per_ip: u32 = 4096, env "PARLEY_MAX_CONNS_PER_IP";
-    /// Comma-separated proxy addresses (e.g. "127.0.0.1") whose
-    /// X-Forwarded-For is believed for per-IP limits; empty: none.
+    /// Comma-separated proxy addresses or CIDR ranges (e.g. "127.0.0.1,
+    /// 10.0.0.0/8, fd00::/8") whose X-Forwarded-For is believed for
+    /// per-IP limits; empty: none.
     trusted_proxies: String = String::new(), env "PARLEY_TRUSTED_PROXIES";
     /// Largest HTTP request body, bytes (413 above).
     max_body_bytes: usize = 4096, env "PARLEY_MAX_BODY_BYTES";
@@ -450,18 +453,10 @@ impl Config {
             .ok_or_else(|| ConfigError("session_key_file: must hold at least 64 hex digits".into()))
     }
 
-    /// `trusted_proxies` as addresses; a bad entry names the key.
-    pub fn proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
-        self.trusted_proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse().map_err(|_| {
-                    ConfigError(format!("trusted_proxies: {p:?} is not an IP address"))
-                })
-            })
-            .collect()
+    /// `trusted_proxies` as address ranges; a bad entry names the key.
+    pub fn proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))
     }
 
     /// `allowed_origins` as a list.
@@ -550,6 +545,27 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(fixed.auth_worker_count(), 3);
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let c = Config {
+            trusted_proxies: "127.0.0.1, 10.0.0.0/8, fd00::/8".into(),
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let proxies = c.proxies().unwrap();
+        assert!(proxies.contains(&"10.200.0.1".parse().unwrap()));
+        assert!(!proxies.contains(&"192.0.2.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "10.1.0.0/8", "proxy.internal"] {
+            let c = Config {
+                trusted_proxies: bad.into(),
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.starts_with("trusted_proxies:"), "{err}");
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]

@@ -457,7 +457,13 @@ fn per_ip_limits_believe_only_trusted_proxies() {
         let head = common::read_head(&mut s);
         (s, head)
     };
-    let trusting = Server::start(&["--max-conns-per-ip", "1", "--trusted-proxies", "127.0.0.1"]);
+    // A range, as a pool of load balancers is configured.
+    let trusting = Server::start(&[
+        "--max-conns-per-ip",
+        "1",
+        "--trusted-proxies",
+        "::1, 127.0.0.0/8",
+    ]);
     let (_a, first) = upgrade_from(trusting.addr, "192.0.2.1");
     let (_b, other) = upgrade_from(trusting.addr, "192.0.2.2");
     let (_c, again) = upgrade_from(trusting.addr, "192.0.2.1");

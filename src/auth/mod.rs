@@ -5,7 +5,8 @@
 //! - `store`: users and revoked sessions, in memory or in Redis;
 //! - `pool`: the worker threads that do the slow parts (hashing, store
 //!   I/O) off the reactors, behind a bounded queue;
-//! - `limits`: token buckets and connection counters for abuse limits.
+//! - `limits`: token buckets and connection counters for abuse limits;
+//! - `proxies`: which peers' X-Forwarded-For is believed.
 //!
 //! [`Auth`] bundles them for the reactors: it identifies a WebSocket
 //! upgrade from its cookie or bearer token (a MAC check and a set lookup,
@@ -14,6 +15,7 @@
 pub mod limits;
 pub mod password;
 pub mod pool;
+pub mod proxies;
 pub mod store;
 pub mod token;
 
@@ -23,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::Request;
 use limits::{Counter, KeyedLimiter};
+use proxies::TrustedProxies;
 use store::{Revocations, UserStore};
 use token::{Claims, Signer};
 
@@ -45,7 +48,7 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub password_iterations: u32,
     /// Peers whose X-Forwarded-For names the client.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub struct Auth {
@@ -196,7 +199,7 @@ fn bearer_token(authorization: &str) -> Option<&str> {
 
 /// The client's address: `peer`, unless `peer` is a trusted proxy and the
 /// request carries a parsable X-Forwarded-For.
-pub fn client_ip(trusted: &[IpAddr], req: &Request, peer: IpAddr) -> IpAddr {
+pub fn client_ip(trusted: &TrustedProxies, req: &Request, peer: IpAddr) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;
     }
@@ -232,12 +235,27 @@ mod tests {
         let req = request("X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\n");
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let named: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(client_ip(&[proxy], &req, proxy), named);
-        assert_eq!(client_ip(&[], &req, proxy), proxy, "untrusted: ignored");
+        let trusted = TrustedProxies::parse("127.0.0.1").unwrap();
+        let nobody = TrustedProxies::default();
+        assert_eq!(client_ip(&trusted, &req, proxy), named);
+        assert_eq!(client_ip(&nobody, &req, proxy), proxy, "untrusted: ignored");
         let bare = request("");
-        assert_eq!(client_ip(&[proxy], &bare, proxy), proxy);
+        assert_eq!(client_ip(&trusted, &bare, proxy), proxy);
         let junk = request("X-Forwarded-For: not-an-ip\r\n");
-        assert_eq!(client_ip(&[proxy], &junk, proxy), proxy);
+        assert_eq!(client_ip(&trusted, &junk, proxy), proxy);
+    }
+
+    #[test]
+    fn proxies_may_be_named_by_range() {
+        let req = request("X-Forwarded-For: 198.51.100.7\r\n");
+        let named: IpAddr = "198.51.100.7".parse().unwrap();
+        let trusted = TrustedProxies::parse("10.0.0.0/8, fd00::/8").unwrap();
+        for proxy in ["10.20.30.40", "fd00::5", "::ffff:10.0.0.1"] {
+            let proxy: IpAddr = proxy.parse().unwrap();
+            assert_eq!(client_ip(&trusted, &req, proxy), named, "{proxy}");
+        }
+        let outside: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(&trusted, &req, outside), outside);
     }
 
     #[test]
