@@ -287,6 +287,27 @@ fn the_api_rejects_bad_input_with_json_errors() {
             400,
             "invalid_password",
         ),
+        // Names need a letter or digit: no "." or ".." accounts.
+        (
+            r#"{"username":".","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
+        (
+            r#"{"username":"..","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
+        (
+            r#"{"username":"-","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
+        (
+            r#"{"username":"_.-","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
     ];
     for (body, status, code) in cases {
         let (got, _, err) = post(a, "/api/signup", body, "");

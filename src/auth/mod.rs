@@ -6,7 +6,8 @@
 //! - `pool`: the worker threads that do the slow parts (hashing, store
 //!   I/O) off the reactors, behind a bounded queue;
 //! - `limits`: token buckets and connection counters for abuse limits;
-//! - `proxies`: which peers' X-Forwarded-For is believed.
+//! - `proxies`: which peers' X-Forwarded-For is believed;
+//! - `username`: the case and character rules for account names.
 //!
 //! [`Auth`] bundles them for the reactors: it identifies a WebSocket
 //! upgrade from its cookie or bearer token (a MAC check and a set lookup,
@@ -18,6 +19,7 @@ pub mod pool;
 pub mod proxies;
 pub mod store;
 pub mod token;
+pub mod username;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -18,10 +18,9 @@ use serde_json::json;
 
 use super::ctx::Ctx;
 use super::routes::Outcome;
-use crate::auth::password;
 use crate::auth::pool::{error, Credentials, Job, Reply};
+use crate::auth::{password, username};
 use crate::broker::ConnRef;
-use crate::chat::names::is_valid_user;
 use crate::http::response::write_response;
 use crate::http::{Method, Request};
 use crate::stats::ReactorStats;
@@ -109,7 +108,7 @@ fn credentials(
     ctx: &Ctx,
 ) -> Outcome {
     let keep_alive = reply.keep_alive;
-    let Ok(mut login) = serde_json::from_slice::<Login>(body) else {
+    let Ok(login) = serde_json::from_slice::<Login>(body) else {
         let e = error(
             "bad_request",
             "send JSON {\"username\": ..., \"password\": ...}",
@@ -118,27 +117,31 @@ fn credentials(
     };
     // User names are case-insensitive: "Alice" and "alice" are one
     // account, stored and shown in lower case.
-    login.username.make_ascii_lowercase();
-    if signup && !is_valid_user(&login.username) {
-        let e = error(
-            "invalid_username",
-            "user names are 1-32 of A-Z a-z 0-9 _ - .",
-        );
-        return respond(buf, 400, &e, &[], keep_alive);
-    }
+    let user = if signup {
+        username::for_new_account(&login.username)
+    } else {
+        username::for_login(&login.username)
+    };
+    let user = match user {
+        Some(user) => user,
+        None if signup => {
+            let e = error("invalid_username", username::RULE);
+            return respond(buf, 400, &e, &[], keep_alive);
+        }
+        None => return wrong_credentials(buf, keep_alive),
+    };
     if signup && !password::is_acceptable(&login.password) {
         let e = error("invalid_password", "passwords are 8-128 characters");
         return respond(buf, 400, &e, &[], keep_alive);
     }
-    if !signup && (!is_valid_user(&login.username) || login.password.len() > 1024) {
-        let e = error("invalid_credentials", "user name or password is wrong");
-        return respond(buf, 401, &e, &[], keep_alive);
+    if !signup && login.password.len() > 1024 {
+        return wrong_credentials(buf, keep_alive);
     }
     let auth = &ctx.auth;
     let limited = auth
         .attempts_by_ip
         .take(&peer)
-        .and_then(|()| auth.attempts_by_user.take(&login.username));
+        .and_then(|()| auth.attempts_by_user.take(&user));
     if let Err(wait) = limited {
         ReactorStats::add(&auth.stats.rate_limit_hits, 1);
         let retry = wait.to_string();
@@ -147,7 +150,7 @@ fn credentials(
     }
     let c = Credentials {
         reply,
-        user: login.username,
+        user,
         password: login.password,
         peer,
     };
@@ -161,6 +164,12 @@ fn credentials(
         ctx,
         keep_alive,
     )
+}
+
+/// The same answer for an unknown user and a wrong password.
+fn wrong_credentials(buf: &mut Vec<u8>, keep_alive: bool) -> Outcome {
+    let e = error("invalid_credentials", "user name or password is wrong");
+    respond(buf, 401, &e, &[], keep_alive)
 }
 
 fn submit(job: Job, buf: &mut Vec<u8>, ctx: &Ctx, keep_alive: bool) -> Outcome {
