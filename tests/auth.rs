@@ -271,6 +271,50 @@ fn minted_tokens_work_until_they_expire() {
     assert!(!other.status.success(), "no key configured: refuse to mint");
 }
 
+/// `mint-token` names its user as sign-up would (lower case, the same
+/// rules) and refuses a token that could never be used.
+#[test]
+fn minted_tokens_follow_the_sign_up_rules() {
+    let mint = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_parley"))
+            .arg("mint-token")
+            .args(args)
+            .args(["--session-key", TEST_KEY])
+            .output()
+            .unwrap()
+    };
+    let out = mint(&["BOB"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("\"bob\""),
+        "says whom it minted for: {stderr}"
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let server = Server::start_exact(&["--session-key", TEST_KEY]);
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (status, _, me) = get(server.addr, "/api/me", &bearer);
+    assert_eq!((status, me["username"].as_str()), (200, Some("bob")));
+
+    for bad in [".", "..", "-", "a b", "x:y", ""] {
+        let out = mint(&[bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+        assert!(
+            stderr.contains("not a valid user name"),
+            "{bad:?}: {stderr}"
+        );
+    }
+
+    let out = mint(&["bob", "--ttl-secs", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("--ttl-secs must be at least 1"), "{stderr}");
+}
+
 #[test]
 fn the_api_rejects_bad_input_with_json_errors() {
     let server = Server::start_exact(&["--max-body-bytes", "256"]);

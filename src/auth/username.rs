@@ -4,13 +4,14 @@
 //! `.`, `..` or `-` never become someone's name (they read as paths or
 //! punctuation in logs, URLs and the user list).
 //!
-//! Sign-up goes through [`for_new_account`]. Log-in uses [`for_login`],
-//! which keeps the older, looser rule: a name created before this one
-//! stays usable.
+//! Sign-up and `parley mint-token` both go through [`for_new_account`],
+//! so a script cannot mint a token for a name nobody could sign up with.
+//! Log-in uses [`for_login`], which keeps the older, looser rule: a name
+//! created before this one stays usable.
 
 use crate::chat::names::is_valid_user;
 
-/// The rule for new names, as the API states it.
+/// The rule for new names, as the API and the CLI state it.
 pub const RULE: &str = "user names are 1-32 of A-Z a-z 0-9 _ - . \
                         with at least one letter or digit";
 
