@@ -6,6 +6,11 @@
 //! derives the flag, the environment variable, the file key and the default
 //! from that single line, so the three sources cannot drift apart.
 //! `conf/parley.toml` documents every key with its default and unit.
+//!
+//! How the settings look as flags, and errors that name a variable, are
+//! in `flags`.
+
+pub mod flags;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -44,11 +49,15 @@ macro_rules! settings {
         pub struct FlagSettings {
             $(
                 $(#[doc = $doc])+
-                #[arg(long, env = $env, num_args = 0..=1,
-                      default_missing_value = "true")]
+                #[arg(long, env = $env,
+                      num_args = flags::value_count::<$ty>(),
+                      default_missing_value = flags::missing_value::<$ty>())]
                 pub $name: Option<$ty>,
             )+
         }
+
+        /// Each setting's key beside its environment variable.
+        pub const ENV_VARS: &[(&str, &str)] = &[ $( (stringify!($name), $env), )+ ];
 
         impl Config {
             /// Layers `file` and then `flags` over the defaults.

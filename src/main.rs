@@ -65,7 +65,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli_error(&e),
+    };
     let (config, settings) = match cli.command {
         Some(Command::CheckConfig { file }) => return check_config(&file),
         Some(Command::PrintConfig { config, settings }) => return print_config(config, *settings),
@@ -100,6 +103,19 @@ fn main() -> ExitCode {
         eprintln!("parley: cannot start logging: {e}");
     }
     run(config)
+}
+
+/// Reports a command-line error; a bad `PARLEY_*` value is a configuration
+/// error naming its variable (clap would name the flag).
+fn cli_error(e: &clap::Error) -> ExitCode {
+    let args: Vec<_> = std::env::args_os().collect();
+    match config::flags::env_value_error(e, &args, |var| std::env::var_os(var)) {
+        Some(message) => {
+            eprintln!("parley: configuration error: {message}");
+            ExitCode::from(2)
+        }
+        None => e.exit(),
+    }
 }
 
 /// Signs a token for `raw` as sign-up would name it: a name nobody could
