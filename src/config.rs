@@ -6,12 +6,19 @@
 //! derives the flag, the environment variable, the file key and the default
 //! from that single line, so the three sources cannot drift apart.
 //! `conf/parley.toml` documents every key with its default and unit.
+//!
+//! How the settings look as flags, and errors that name a variable, are
+//! in `flags`.
+
+pub mod flags;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::auth::proxies::TrustedProxies;
 
 macro_rules! settings {
     ($(
@@ -42,11 +49,15 @@ macro_rules! settings {
         pub struct FlagSettings {
             $(
                 $(#[doc = $doc])+
-                #[arg(long, env = $env, num_args = 0..=1,
-                      default_missing_value = "true")]
+                #[arg(long, env = $env,
+                      num_args = flags::value_count::<$ty>(),
+                      default_missing_value = flags::missing_value::<$ty>())]
                 pub $name: Option<$ty>,
             )+
         }
+
+        /// Each setting's key beside its environment variable.
+        pub const ENV_VARS: &[(&str, &str)] = &[ $( (stringify!($name), $env), )+ ];
 
         impl Config {
             /// Layers `file` and then `flags` over the defaults.
@@ -74,7 +85,8 @@ settings! {
     max_message_bytes: usize = 64 * 1024, env "PARLEY_MAX_MESSAGE_BYTES";
     /// Log level: error, warn, info, debug or trace.
     log_level: String = "info".into(), env "PARLEY_LOG_LEVEL";
-    /// Largest HTTP request head, in bytes (431 above).
+    /// Largest HTTP request head, in bytes (431 above; 414 when the
+    /// request line alone is longer).
     max_head_bytes: usize = 8 * 1024, env "PARLEY_MAX_HEAD_BYTES";
     /// Most header lines in an HTTP request head (431 above).
     max_headers: usize = 32, env "PARLEY_MAX_HEADERS";
@@ -142,13 +154,16 @@ settings! {
     /// Seconds a session token stays valid.
     session_ttl_secs: u64 = 7 * 24 * 3600, env "PARLEY_SESSION_TTL_SECS";
     /// Comma-separated Origins allowed to open sockets and use the API
-    /// (e.g. "https://chat.example.com"); empty means same origin as Host.
+    /// (e.g. "https://chat.example.com"); empty means the same origin: an
+    /// http:// or https:// Origin whose authority is the Host.
     allowed_origins: String = String::new(), env "PARLEY_ALLOWED_ORIGINS";
     /// Mark the session cookie Secure (serve over HTTPS, e.g. behind a
     /// TLS-terminating proxy).
     cookie_secure: bool = false, env "PARLEY_COOKIE_SECURE";
-    /// Threads hashing passwords and talking to the user store.
-    auth_workers: usize = 2, env "PARLEY_AUTH_WORKERS";
+    /// Threads hashing passwords and talking to the user store; 0 means
+    /// the available cores minus one, at least 1 (hashing competes with
+    /// the reactors for the cores).
+    auth_workers: usize = 0, env "PARLEY_AUTH_WORKERS";
     /// Log-ins and sign-ups waiting for a worker before new ones get 503.
     auth_queue: usize = 64, env "PARLEY_AUTH_QUEUE";
     /// PBKDF2-HMAC-SHA256 rounds for new password hashes (at least
@@ -164,8 +179,9 @@ settings! {
     max_conns_per_user: u32 = 32, env "PARLEY_MAX_CONNS_PER_USER";
     /// Sockets one IP address may have open on this node.
     max_conns_per_ip: u32 = 4096, env "PARLEY_MAX_CONNS_PER_IP";
-    /// Comma-separated proxy addresses (e.g. "127.0.0.1") whose
-    /// X-Forwarded-For is believed for per-IP limits; empty: none.
+    /// Comma-separated proxy addresses or CIDR ranges (e.g. "127.0.0.1,
+    /// 10.0.0.0/8, fd00::/8") whose X-Forwarded-For is believed for
+    /// per-IP limits; empty: none.
     trusted_proxies: String = String::new(), env "PARLEY_TRUSTED_PROXIES";
     /// Largest HTTP request body, bytes (413 above).
     max_body_bytes: usize = 4096, env "PARLEY_MAX_BODY_BYTES";
@@ -218,7 +234,16 @@ impl Config {
     /// Reactor threads to start, resolving 0 to the available cores.
     pub fn reactor_count(&self) -> usize {
         match self.reactors {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => available_cores(),
+            n => n,
+        }
+    }
+
+    /// Auth worker threads to start, resolving 0 with [`auth_workers_for`]
+    /// the available cores.
+    pub fn auth_worker_count(&self) -> usize {
+        match self.auth_workers {
+            0 => auth_workers_for(available_cores()),
             n => n,
         }
     }
@@ -284,7 +309,7 @@ impl Config {
                 60,
                 366 * 24 * 3600,
             ),
-            ("auth_workers", u(self.auth_workers), 1, 64),
+            ("auth_workers", u(self.auth_workers), 0, 64),
             ("auth_queue", u(self.auth_queue), 1, 100_000),
             (
                 "password_iterations",
@@ -394,6 +419,21 @@ impl Config {
     }
 }
 
+/// Cores this process may run on (its CPU affinity and cgroup quota
+/// included), 1 when that cannot be told.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The default auth worker count on `cores` cores: one fewer than the
+/// cores, so a burst of log-ins (each hash a few hundred ms of CPU) leaves
+/// a core to the reactors; at least one. On 2 cores, 2 workers raised chat
+/// p99 about 6x during a log-in burst, 1 worker kept it under 1 ms
+/// (BENCHMARKS.md).
+pub fn auth_workers_for(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
 /// A signing key from hex, if it has at least 32 bytes.
 pub fn decode_hex_key(hex: &str) -> Option<Vec<u8>> {
     let hex = hex.trim();
@@ -426,18 +466,10 @@ impl Config {
             .ok_or_else(|| ConfigError("session_key_file: must hold at least 64 hex digits".into()))
     }
 
-    /// `trusted_proxies` as addresses; a bad entry names the key.
-    pub fn proxies(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
-        self.trusted_proxies
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                p.parse().map_err(|_| {
-                    ConfigError(format!("trusted_proxies: {p:?} is not an IP address"))
-                })
-            })
-            .collect()
+    /// `trusted_proxies` as address ranges; a bad entry names the key.
+    pub fn proxies(&self) -> Result<TrustedProxies, ConfigError> {
+        TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|e| ConfigError(format!("trusted_proxies: {e}")))
     }
 
     /// `allowed_origins` as a list.
@@ -510,6 +542,43 @@ mod tests {
         };
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("shutdown_timeout_ms:"), "{err}");
+    }
+
+    #[test]
+    fn auth_workers_leave_a_core_to_the_reactors() {
+        let cases = [(0, 1), (1, 1), (2, 1), (3, 2), (8, 7), (64, 63)];
+        for (cores, workers) in cases {
+            assert_eq!(auth_workers_for(cores), workers, "{cores} cores");
+        }
+        let d = Config::default();
+        assert_eq!(d.auth_workers, 0, "sized by the machine");
+        assert_eq!(d.auth_worker_count(), auth_workers_for(available_cores()));
+        let fixed = Config {
+            auth_workers: 3,
+            ..Config::default()
+        };
+        assert_eq!(fixed.auth_worker_count(), 3);
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let c = Config {
+            trusted_proxies: "127.0.0.1, 10.0.0.0/8, fd00::/8".into(),
+            ..Config::default()
+        };
+        c.validate().unwrap();
+        let proxies = c.proxies().unwrap();
+        assert!(proxies.contains(&"10.200.0.1".parse().unwrap()));
+        assert!(!proxies.contains(&"192.0.2.1".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "10.1.0.0/8", "proxy.internal"] {
+            let c = Config {
+                trusted_proxies: bad.into(),
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.starts_with("trusted_proxies:"), "{err}");
+            assert!(err.contains(bad), "{err}");
+        }
     }
 
     #[test]

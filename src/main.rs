@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use parley::auth::username;
 use parley::config::{self, Config, ConfigError, FileSettings, FlagSettings};
 use parley::server::Server;
 
@@ -48,10 +49,11 @@ enum Command {
         settings: Box<FlagSettings>,
     },
     /// Print a session token for USER, signed with the configured session
-    /// key (for scripts and the load tester); starts nothing.
+    /// key (for scripts and the load tester); starts nothing. USER follows
+    /// the sign-up rules and is lower-cased as sign-up does.
     MintToken {
         user: String,
-        /// Seconds the token stays valid.
+        /// Seconds the token stays valid (at least 1).
         #[arg(long, default_value_t = 3600)]
         ttl_secs: u64,
         /// Config file (TOML).
@@ -63,7 +65,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli_error(&e),
+    };
     let (config, settings) = match cli.command {
         Some(Command::CheckConfig { file }) => return check_config(&file),
         Some(Command::PrintConfig { config, settings }) => return print_config(config, *settings),
@@ -100,9 +105,36 @@ fn main() -> ExitCode {
     run(config)
 }
 
-fn mint_token(config: &Config, user: &str, ttl_secs: u64) -> ExitCode {
-    if !parley::chat::names::is_valid_user(user) {
-        eprintln!("parley: {user:?} is not a valid user name");
+/// Reports a command-line error; a bad `PARLEY_*` value is a configuration
+/// error naming its variable (clap would name the flag).
+fn cli_error(e: &clap::Error) -> ExitCode {
+    let args: Vec<_> = std::env::args_os().collect();
+    match config::flags::env_value_error(e, &args, |var| std::env::var_os(var)) {
+        Some(message) => {
+            eprintln!("parley: configuration error: {message}");
+            ExitCode::from(2)
+        }
+        None => e.exit(),
+    }
+}
+
+/// Signs a token for `raw` as sign-up would name it: a name nobody could
+/// sign up with gets no token either.
+fn mint_token(config: &Config, raw: &str, ttl_secs: u64) -> ExitCode {
+    let Some(user) = username::for_new_account(raw) else {
+        eprintln!(
+            "parley: {raw:?} is not a valid user name: {}",
+            username::RULE
+        );
+        return ExitCode::from(2);
+    };
+    if user != raw {
+        eprintln!("parley: minting for {user:?} (user names are lower case)");
+    }
+    if ttl_secs == 0 {
+        eprintln!(
+            "parley: --ttl-secs must be at least 1; a 0-second token is expired when printed"
+        );
         return ExitCode::from(2);
     }
     let secret = match config.session_secret() {
@@ -117,7 +149,7 @@ fn mint_token(config: &Config, user: &str, ttl_secs: u64) -> ExitCode {
         }
     };
     let expires = parley::auth::unix_now().saturating_add(ttl_secs);
-    let (token, _) = parley::auth::token::Signer::new(&secret).issue(user, expires);
+    let (token, _) = parley::auth::token::Signer::new(&secret).issue(&user, expires);
     println!("{token}");
     ExitCode::SUCCESS
 }
@@ -167,6 +199,7 @@ fn print_config(path: Option<PathBuf>, flags: FlagSettings) -> ExitCode {
 
 fn run(config: Config) -> ExitCode {
     let reactors = config.reactor_count();
+    let workers = config.auth_worker_count();
     let echo = config.echo;
     let broker = if config.redis.is_empty() {
         "embedded broker".to_string()
@@ -190,7 +223,7 @@ fn run(config: Config) -> ExitCode {
         }
     };
     log::info!(
-        "listening on {} with {reactors} reactors ({broker}{})",
+        "listening on {} with {reactors} reactors, {workers} auth workers ({broker}{})",
         server.local_addr(),
         if echo { ", /echo enabled" } else { "" }
     );

@@ -5,8 +5,12 @@
 //! What counts as a secret is decided by name, so keys added later are
 //! covered without touching this file: any key whose name contains
 //! "secret", "key" or "password", and the password inside the Redis URL.
+//!
+//! Settings whose 0 means "size by the machine" (`reactors`,
+//! `auth_workers`) are printed as set, followed by a comment saying what
+//! they come to here, so the output stays portable to another machine.
 
-use crate::config::Config;
+use crate::config::{available_cores, Config};
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "<redacted>";
@@ -27,7 +31,30 @@ pub fn to_toml(config: &Config) -> Result<String, String> {
             }
         }
     }
-    toml::to_string(&table).map_err(|e| e.to_string())
+    let mut text = toml::to_string(&table).map_err(|e| e.to_string())?;
+    text.push_str(&machine_sized(config));
+    Ok(text)
+}
+
+/// A comment line with what each 0 ("size by the machine") comes to here;
+/// empty when every such setting is explicit.
+fn machine_sized(config: &Config) -> String {
+    let mut sized = Vec::new();
+    if config.reactors == 0 {
+        sized.push(format!("reactors = 0 starts {}", config.reactor_count()));
+    }
+    if config.auth_workers == 0 {
+        let workers = config.auth_worker_count();
+        sized.push(format!("auth_workers = 0 starts {workers}"));
+    }
+    if sized.is_empty() {
+        return String::new();
+    }
+    let cores = available_cores();
+    format!(
+        "\n# On this machine ({cores} cores): {}.\n",
+        sized.join(", ")
+    )
 }
 
 /// Whether a key's name says its value is a secret.
@@ -89,6 +116,23 @@ mod tests {
             assert!(is_secret_key(k), "{k}");
         }
         assert!(!is_secret_key("max_text_bytes"));
+    }
+
+    #[test]
+    fn machine_sized_settings_say_what_they_come_to() {
+        let text = to_toml(&Config::default()).unwrap();
+        let workers = crate::config::auth_workers_for(available_cores());
+        let note = format!("auth_workers = 0 starts {workers}");
+        assert!(text.contains(&note), "{text}");
+        let table: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(table["auth_workers"].as_integer(), Some(0));
+
+        let explicit = Config {
+            reactors: 2,
+            auth_workers: 1,
+            ..Config::default()
+        };
+        assert!(!to_toml(&explicit).unwrap().contains("# On this machine"));
     }
 
     #[test]

@@ -48,7 +48,7 @@ impl Server {
         let broker = make_broker(&config, inboxes.clone(), revoked.clone())?;
         let stats = Arc::new(Stats::new(count));
         let auth = Arc::new(make_auth(&config, revoked, stats.clone())?);
-        Pool::start(&auth, config.auth_workers, inboxes.clone())?;
+        Pool::start(&auth, config.auth_worker_count(), inboxes.clone())?;
         crate::trim::start(stats.clone())?;
         if let Some(setup) = canary_setup {
             start_canary(setup, count, &config, &broker, &stats)?;

@@ -133,6 +133,11 @@ fn sign_up_log_in_and_chat_as_yourself() {
     let token = body["token"].as_str().unwrap();
     let (status, _, me) = get(a, "/api/me", &format!("Authorization: Bearer {token}\r\n"));
     assert_eq!((status, me["username"].as_str()), (200, Some("alice")));
+    // The scheme name is case-insensitive (RFC 9110 §11.1).
+    let (status, _, me) = get(a, "/api/me", &format!("Authorization: bearer {token}\r\n"));
+    assert_eq!((status, me["username"].as_str()), (200, Some("alice")));
+    let lower = format!("bearer {token}");
+    assert!(connect(a, &[("Authorization", &lower)]).is_ok());
 
     // The cookie, as a browser sends it; `from` is the account, whatever
     // the client claims.
@@ -187,6 +192,24 @@ fn sockets_without_a_valid_session_are_refused() {
         ("Origin", "https://evil.example"),
     ];
     assert_eq!(connect(a, &evil).err(), Some(403));
+    // Nor may a page whose origin only copies our authority under another
+    // scheme; the default same-origin check wants http or https.
+    let spoofed = format!("evil://{a}");
+    let evil = [("Cookie", cookie.as_str()), ("Origin", spoofed.as_str())];
+    assert_eq!(connect(a, &evil).err(), Some(403));
+    let login = post(
+        a,
+        "/api/login",
+        &creds("bob", "correct horse battery"),
+        &format!("Origin: {spoofed}\r\n"),
+    );
+    assert_eq!(
+        (login.0, login.2["error"]["code"].as_str()),
+        (403, Some("forbidden_origin"))
+    );
+    let same = format!("https://{a}");
+    let ok = [("Cookie", cookie.as_str()), ("Origin", same.as_str())];
+    assert!(connect(a, &ok).is_ok());
 
     // Logging out revokes the token everywhere at once.
     let bearer = format!("Bearer {token}");
@@ -248,6 +271,50 @@ fn minted_tokens_work_until_they_expire() {
     assert!(!other.status.success(), "no key configured: refuse to mint");
 }
 
+/// `mint-token` names its user as sign-up would (lower case, the same
+/// rules) and refuses a token that could never be used.
+#[test]
+fn minted_tokens_follow_the_sign_up_rules() {
+    let mint = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_parley"))
+            .arg("mint-token")
+            .args(args)
+            .args(["--session-key", TEST_KEY])
+            .output()
+            .unwrap()
+    };
+    let out = mint(&["BOB"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("\"bob\""),
+        "says whom it minted for: {stderr}"
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+
+    let server = Server::start_exact(&["--session-key", TEST_KEY]);
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (status, _, me) = get(server.addr, "/api/me", &bearer);
+    assert_eq!((status, me["username"].as_str()), (200, Some("bob")));
+
+    for bad in [".", "..", "-", "a b", "x:y", ""] {
+        let out = mint(&[bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+        assert!(
+            stderr.contains("not a valid user name"),
+            "{bad:?}: {stderr}"
+        );
+    }
+
+    let out = mint(&["bob", "--ttl-secs", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(stderr.contains("--ttl-secs must be at least 1"), "{stderr}");
+}
+
 #[test]
 fn the_api_rejects_bad_input_with_json_errors() {
     let server = Server::start_exact(&["--max-body-bytes", "256"]);
@@ -263,6 +330,27 @@ fn the_api_rejects_bad_input_with_json_errors() {
             r#"{"username":"carol","password":"short"}"#,
             400,
             "invalid_password",
+        ),
+        // Names need a letter or digit: no "." or ".." accounts.
+        (
+            r#"{"username":".","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
+        (
+            r#"{"username":"..","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
+        (
+            r#"{"username":"-","password":"long enough"}"#,
+            400,
+            "invalid_username",
+        ),
+        (
+            r#"{"username":"_.-","password":"long enough"}"#,
+            400,
+            "invalid_username",
         ),
     ];
     for (body, status, code) in cases {
@@ -281,7 +369,31 @@ fn the_api_rejects_bad_input_with_json_errors() {
             big.len()
         ),
     );
-    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    let (status, head, err) = split(&reply);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{reply}"
+    );
+    assert!(head.contains("Content-Type: application/json"), "{head}");
+    let chunked = http(
+        a,
+        "POST /api/login HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+         2\r\n{}\r\n0\r\n\r\n",
+    );
+    let (status, _, err) = split(&chunked);
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (411, Some("length_required")),
+        "{chunked}"
+    );
+    // Outside the API, the same refusal stays plain text.
+    let page = http(
+        a,
+        "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9999\r\n\r\n",
+    );
+    assert!(page.starts_with("HTTP/1.1 413"), "{page}");
+    assert!(page.contains("Content-Type: text/plain"), "{page}");
     assert_eq!(get(a, "/api/signup", "").0, 405);
     assert_eq!(get(a, "/api/nope", "").0, 404);
     let cross = post(
@@ -416,7 +528,13 @@ fn per_ip_limits_believe_only_trusted_proxies() {
         let head = common::read_head(&mut s);
         (s, head)
     };
-    let trusting = Server::start(&["--max-conns-per-ip", "1", "--trusted-proxies", "127.0.0.1"]);
+    // A range, as a pool of load balancers is configured.
+    let trusting = Server::start(&[
+        "--max-conns-per-ip",
+        "1",
+        "--trusted-proxies",
+        "::1, 127.0.0.0/8",
+    ]);
     let (_a, first) = upgrade_from(trusting.addr, "192.0.2.1");
     let (_b, other) = upgrade_from(trusting.addr, "192.0.2.2");
     let (_c, again) = upgrade_from(trusting.addr, "192.0.2.1");

@@ -33,9 +33,25 @@ fn routes_answer_with_proper_statuses() {
         "POST /ws HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
     );
     assert!(post_ws.starts_with("HTTP/1.1 405"), "{post_ws}");
-    // The echo endpoint exists only with --echo.
+    // The echo endpoint exists only with --echo; without it, no method
+    // learns otherwise (no 405, no Allow).
     let echo = UPGRADE.replace("/ws?name=raw", "/echo");
     assert!(http(a, &echo).starts_with("HTTP/1.1 404"));
+    for method in ["POST", "HEAD", "OPTIONS", "PUT"] {
+        let request = format!("{method} /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        let reply = http(a, &request);
+        assert!(reply.starts_with("HTTP/1.1 404"), "{method}: {reply}");
+        assert!(!reply.contains("Allow:"), "{method}: {reply}");
+    }
+    let echoing = Server::start(&["--echo"]);
+    let post_echo = http(
+        echoing.addr,
+        "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        post_echo.starts_with("HTTP/1.1 405") && post_echo.contains("Allow: GET\r\n"),
+        "{post_echo}"
+    );
     let head = http(a, "HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(
         head.starts_with("HTTP/1.1 200") && !head.contains("<html"),
@@ -137,6 +153,10 @@ fn frames_in_the_same_packet_as_the_head_are_processed() {
 #[test]
 fn oversized_heads_get_431() {
     let server = Server::start(&["--max-head-bytes", "1024", "--max-headers", "8"]);
+    // A request line longer than the limit is a URI too long (RFC 9112 §3).
+    let long_url = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "u".repeat(2000));
+    let reply = http(server.addr, &long_url);
+    assert!(reply.starts_with("HTTP/1.1 414 URI Too Long"), "{reply}");
     let big = format!(
         "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(2000)

@@ -5,7 +5,9 @@
 //! - `store`: users and revoked sessions, in memory or in Redis;
 //! - `pool`: the worker threads that do the slow parts (hashing, store
 //!   I/O) off the reactors, behind a bounded queue;
-//! - `limits`: token buckets and connection counters for abuse limits.
+//! - `limits`: token buckets and connection counters for abuse limits;
+//! - `proxies`: which peers' X-Forwarded-For is believed;
+//! - `username`: the case and character rules for account names.
 //!
 //! [`Auth`] bundles them for the reactors: it identifies a WebSocket
 //! upgrade from its cookie or bearer token (a MAC check and a set lookup,
@@ -14,8 +16,10 @@
 pub mod limits;
 pub mod password;
 pub mod pool;
+pub mod proxies;
 pub mod store;
 pub mod token;
+pub mod username;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::http::Request;
 use limits::{Counter, KeyedLimiter};
+use proxies::TrustedProxies;
 use store::{Revocations, UserStore};
 use token::{Claims, Signer};
 
@@ -45,7 +50,7 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub password_iterations: u32,
     /// Peers whose X-Forwarded-For names the client.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub struct Auth {
@@ -113,10 +118,7 @@ impl Auth {
             return true;
         };
         if self.settings.allowed_origins.is_empty() {
-            let host = req.host.as_deref().unwrap_or("");
-            return origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host));
+            return same_origin(origin, req.host.as_deref().unwrap_or(""));
         }
         self.settings
             .allowed_origins
@@ -154,14 +156,25 @@ impl Auth {
     }
 }
 
+/// Whether `origin` is a page served from `host`: an `http` or `https`
+/// origin (RFC 6454 §6.1: scheme "://" host [":" port]) whose authority is
+/// the Host the request was sent to. Any other scheme (a browser
+/// extension, `file`, or one made up to match the authority) is another
+/// origin, whatever follows it.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let web = scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https");
+    web && !host.is_empty() && authority.eq_ignore_ascii_case(host)
+}
+
 /// The token in a request: the session cookie, an `Authorization: Bearer`
 /// header, or a `bearer.<token>` WebSocket subprotocol (for clients that
 /// cannot set headers). Never the URL, which ends up in logs.
 pub fn credentials(req: &Request) -> Option<&str> {
-    if let Some(auth) = req.authorization.as_deref() {
-        if let Some(token) = auth.strip_prefix("Bearer ") {
-            return Some(token.trim());
-        }
+    if let Some(token) = req.authorization.as_deref().and_then(bearer_token) {
+        return Some(token);
     }
     if let Some(token) = req
         .ws_protocols
@@ -176,9 +189,19 @@ pub fn credentials(req: &Request) -> Option<&str> {
     })
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme name
+/// is case-insensitive and may be followed by several spaces (RFC 9110
+/// §11.1 and §11.4, formerly RFC 7235 §2.1).
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// The client's address: `peer`, unless `peer` is a trusted proxy and the
 /// request carries a parsable X-Forwarded-For.
-pub fn client_ip(trusted: &[IpAddr], req: &Request, peer: IpAddr) -> IpAddr {
+pub fn client_ip(trusted: &TrustedProxies, req: &Request, peer: IpAddr) -> IpAddr {
     if !trusted.contains(&peer) {
         return peer;
     }
@@ -214,12 +237,50 @@ mod tests {
         let req = request("X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\n");
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let named: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(client_ip(&[proxy], &req, proxy), named);
-        assert_eq!(client_ip(&[], &req, proxy), proxy, "untrusted: ignored");
+        let trusted = TrustedProxies::parse("127.0.0.1").unwrap();
+        let nobody = TrustedProxies::default();
+        assert_eq!(client_ip(&trusted, &req, proxy), named);
+        assert_eq!(client_ip(&nobody, &req, proxy), proxy, "untrusted: ignored");
         let bare = request("");
-        assert_eq!(client_ip(&[proxy], &bare, proxy), proxy);
+        assert_eq!(client_ip(&trusted, &bare, proxy), proxy);
         let junk = request("X-Forwarded-For: not-an-ip\r\n");
-        assert_eq!(client_ip(&[proxy], &junk, proxy), proxy);
+        assert_eq!(client_ip(&trusted, &junk, proxy), proxy);
+    }
+
+    #[test]
+    fn proxies_may_be_named_by_range() {
+        let req = request("X-Forwarded-For: 198.51.100.7\r\n");
+        let named: IpAddr = "198.51.100.7".parse().unwrap();
+        let trusted = TrustedProxies::parse("10.0.0.0/8, fd00::/8").unwrap();
+        for proxy in ["10.20.30.40", "fd00::5", "::ffff:10.0.0.1"] {
+            let proxy: IpAddr = proxy.parse().unwrap();
+            assert_eq!(client_ip(&trusted, &req, proxy), named, "{proxy}");
+        }
+        let outside: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(&trusted, &req, outside), outside);
+    }
+
+    #[test]
+    fn same_origin_needs_a_web_scheme_and_the_host() {
+        let cases = [
+            ("http://chat.example:8080", "chat.example:8080", true),
+            ("https://chat.example:8080", "chat.example:8080", true),
+            ("HTTPS://Chat.Example:8080", "chat.example:8080", true),
+            ("evil://chat.example:8080", "chat.example:8080", false),
+            (
+                "chrome-extension://chat.example:8080",
+                "chat.example:8080",
+                false,
+            ),
+            ("://chat.example:8080", "chat.example:8080", false),
+            ("http://chat.example:8081", "chat.example:8080", false),
+            ("http://chat.example:8080/", "chat.example:8080", false),
+            ("null", "chat.example:8080", false),
+            ("http://", "", false),
+        ];
+        for (origin, host, same) in cases {
+            assert_eq!(same_origin(origin, host), same, "{origin} vs {host}");
+        }
     }
 
     #[test]
@@ -228,10 +289,14 @@ mod tests {
             credentials(&request("Cookie: a=1; parley_session=tok; b=2\r\n")),
             Some("tok")
         );
-        assert_eq!(
-            credentials(&request("Authorization: Bearer tok2\r\n")),
-            Some("tok2")
-        );
+        for bearer in ["Bearer tok2", "bearer tok2", "BEARER  tok2", "bEaReR tok2 "] {
+            let header = format!("Authorization: {bearer}\r\n");
+            assert_eq!(credentials(&request(&header)), Some("tok2"), "{bearer}");
+        }
+        for other in ["Basic tok2", "Bearertok2", "Bearer"] {
+            let header = format!("Authorization: {other}\r\n");
+            assert_eq!(credentials(&request(&header)), None, "{other}");
+        }
         let proto = "Sec-WebSocket-Protocol: parley.v1, bearer.tok3\r\n";
         assert_eq!(credentials(&request(proto)), Some("tok3"));
         assert_eq!(credentials(&request("Cookie: parley_session=\r\n")), None);

@@ -99,6 +99,41 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// The RFC 7914 §11 vectors as stored records: salt and derived key
+    /// in our base64, the rounds in the middle. `verify` must accept the
+    /// published password and nothing else, so a change to the record
+    /// format or to how it is read cannot pass unnoticed.
+    #[test]
+    fn verify_accepts_records_built_from_published_vectors() {
+        let vectors = [
+            (
+                "passwd",
+                "pbkdf2-sha256$1$c2FsdA$VawEblbjCJ/sFpHCJUS2BflBhSFt3gRl5oudV8IN\
+                 rLxJypzM8Xm2RZkWZLOdd+8xfHG4RbHjC9UJESBB06GXgw",
+                "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc\
+                 49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783",
+            ),
+            (
+                "Password",
+                "pbkdf2-sha256$80000$TmFDbA$TdzY9guYviGDDO5e8icB+WQaRBjQTAQUrv8I\
+                 h2s0q1ah1CWhIlgzVJrbhBtRybMXaicr3ruh0HhHj2Kzl/M8jQ",
+                "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56\
+                 a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d",
+            ),
+        ];
+        for (password, record, rfc_hex) in vectors {
+            // The record really carries the RFC's output, byte for byte.
+            let key = B64.decode(record.rsplit('$').next().unwrap()).unwrap();
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex, rfc_hex, "{record}");
+
+            assert!(verify(password, record), "{password}");
+            assert!(!verify("wrong password", record), "{password}");
+            assert!(!verify(&password.to_uppercase(), record), "{password}");
+            assert!(!verify("", record), "{password}");
+        }
+    }
+
     #[test]
     fn hashes_verify_and_record_their_parameters() {
         let stored = hash("correct horse", 1000);

@@ -36,7 +36,8 @@ const OVERLAP: usize = 3;
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Bytes from the start of the request through the blank line that ends
-    /// the head. A head that has not ended within this many bytes gets 431.
+    /// the head. A head that has not ended within this many bytes gets 431,
+    /// or 414 when even its request line has not.
     pub max_head_bytes: usize,
     /// Header lines allowed; values above [`HEADER_CAPACITY`] act as it.
     pub max_headers: usize,
@@ -82,6 +83,11 @@ const MALFORMED: HttpError = HttpError::bad_request("malformed request head");
 const HEAD_TOO_LARGE: HttpError = HttpError {
     status: 431,
     reason: "request head too large",
+};
+
+const URI_TOO_LONG: HttpError = HttpError {
+    status: 414,
+    reason: "request target too long",
 };
 
 const TOO_MANY_HEADERS: HttpError = HttpError {
@@ -154,8 +160,9 @@ impl HeadParser {
                 Ok(Some((request, head.len())))
             }
             None if buf.len() >= limits.max_head_bytes => {
+                let error = self.overflow(window);
                 self.reset();
-                Err(HEAD_TOO_LARGE)
+                Err(error)
             }
             None => Ok(None),
         }
@@ -166,6 +173,25 @@ impl HeadParser {
     pub fn reset(&mut self) {
         self.start = None;
         self.scanned = 0;
+    }
+
+    /// Why a head that fills `window` without ending is refused. RFC 9112
+    /// §3 has a server answer 414 to a request-target longer than it will
+    /// parse: that is the case when the request line itself has not ended
+    /// within the limit, after a method and a space. Anything else, long
+    /// header lines or bytes that are no request line at all, is 431.
+    fn overflow(&self, window: &[u8]) -> HttpError {
+        let line = self.start.and_then(|start| window.get(start..));
+        let Some(line) = line else {
+            return HEAD_TOO_LARGE;
+        };
+        let method_len = line.iter().take_while(|&&b| is_tchar(b)).count();
+        let target_begun = method_len > 0 && line.get(method_len) == Some(&b' ');
+        if target_begun && !line.contains(&b'\n') {
+            URI_TOO_LONG
+        } else {
+            HEAD_TOO_LARGE
+        }
     }
 
     /// The head as a prefix of `window`, if its terminator has arrived.
@@ -245,6 +271,11 @@ fn terminator_end(bytes: &[u8]) -> Option<usize> {
             _ => None,
         }
     })
+}
+
+/// A method is a token (RFC 9110 §9.1, §5.6.2).
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 fn is_digit(byte: &u8) -> bool {
@@ -410,6 +441,33 @@ mod tests {
 
         let blank_lines = b"\r\n".repeat(50);
         assert_eq!(status(one_shot(&blank_lines, &limits)), 431);
+    }
+
+    #[test]
+    fn a_request_line_past_the_limit_is_414() {
+        let limits = Limits {
+            max_head_bytes: 100,
+            ..LIMITS
+        };
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "t".repeat(200));
+        let long_target = long_target.as_bytes();
+        assert_eq!(status(one_shot(long_target, &limits)), 414);
+        let every: Vec<usize> = (0..=long_target.len()).collect();
+        assert_eq!(status(fed(long_target, &every, &limits)), 414);
+        let blank_first = [b"\r\n\r\n".as_slice(), long_target].concat();
+        assert_eq!(status(one_shot(&blank_first, &limits)), 414);
+
+        // The request line fits and a header does not: 431, as before.
+        assert_eq!(status(one_shot(&head_of_len(200), &limits)), 431);
+        // No method and space first: not a request line worth naming.
+        let junk = "x".repeat(200);
+        assert_eq!(status(one_shot(junk.as_bytes(), &limits)), 431);
+        let no_method = format!(" /{}", "t".repeat(200));
+        assert_eq!(status(one_shot(no_method.as_bytes(), &limits)), 431);
+        // A line that ends exactly at the limit is no longer too long.
+        let line = format!("GET /{} HTTP/1.1\n", "t".repeat(85));
+        assert_eq!(line.len(), 100);
+        assert_eq!(status(one_shot(line.as_bytes(), &limits)), 431);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         415 => "Unsupported Media Type",
         426 => "Upgrade Required",
         429 => "Too Many Requests",

@@ -18,11 +18,9 @@ use serde_json::json;
 
 use super::ctx::Ctx;
 use super::routes::Outcome;
-use crate::auth::password;
 use crate::auth::pool::{error, Credentials, Job, Reply};
-use crate::auth::Denied;
+use crate::auth::{password, username, Denied};
 use crate::broker::ConnRef;
-use crate::chat::names::is_valid_user;
 use crate::http::response::write_response;
 use crate::http::{Method, Request};
 use crate::metrics::Limit;
@@ -118,7 +116,7 @@ fn credentials(
     ctx: &Ctx,
 ) -> Outcome {
     let keep_alive = reply.keep_alive;
-    let Ok(mut login) = serde_json::from_slice::<Login>(body) else {
+    let Ok(login) = serde_json::from_slice::<Login>(body) else {
         let e = error(
             "bad_request",
             "send JSON {\"username\": ..., \"password\": ...}",
@@ -127,30 +125,32 @@ fn credentials(
     };
     // User names are case-insensitive: "Alice" and "alice" are one
     // account, stored and shown in lower case.
-    login.username.make_ascii_lowercase();
-    if signup && !is_valid_user(&login.username) {
-        let e = error(
-            "invalid_username",
-            "user names are 1-32 of A-Z a-z 0-9 _ - .",
-        );
-        return respond(buf, 400, &e, &[], keep_alive);
-    }
+    let user = if signup {
+        username::for_new_account(&login.username)
+    } else {
+        username::for_login(&login.username)
+    };
+    let user = match user {
+        Some(user) => user,
+        None if signup => {
+            let e = error("invalid_username", username::RULE);
+            return respond(buf, 400, &e, &[], keep_alive);
+        }
+        None => return wrong_credentials(buf, keep_alive, ctx),
+    };
     if signup && !password::is_acceptable(&login.password) {
         let e = error("invalid_password", "passwords are 8-128 characters");
         return respond(buf, 400, &e, &[], keep_alive);
     }
-    if !signup && (!is_valid_user(&login.username) || login.password.len() > 1024) {
-        // No such account can exist: a failed log-in all the same.
-        ReactorStats::add(&ctx.auth.stats.auth_failures, 1);
-        let e = error("invalid_credentials", "user name or password is wrong");
-        return respond(buf, 401, &e, &[], keep_alive);
+    if !signup && login.password.len() > 1024 {
+        return wrong_credentials(buf, keep_alive, ctx);
     }
     let auth = &ctx.auth;
     let limited = match auth.attempts_by_ip.take(&peer) {
         Err(wait) => Err((wait, Limit::LoginIp)),
         Ok(()) => auth
             .attempts_by_user
-            .take(&login.username)
+            .take(&user)
             .map_err(|wait| (wait, Limit::LoginUser)),
     };
     if let Err((wait, limit)) = limited {
@@ -161,7 +161,7 @@ fn credentials(
     }
     let c = Credentials {
         reply,
-        user: login.username,
+        user,
         password: login.password,
         peer,
     };
@@ -175,6 +175,14 @@ fn credentials(
         ctx,
         keep_alive,
     )
+}
+
+/// The same answer for an unknown user and a wrong password: here, a
+/// log-in no account could match, counted as a failed log-in all the same.
+fn wrong_credentials(buf: &mut Vec<u8>, keep_alive: bool, ctx: &Ctx) -> Outcome {
+    ReactorStats::add(&ctx.auth.stats.auth_failures, 1);
+    let e = error("invalid_credentials", "user name or password is wrong");
+    respond(buf, 401, &e, &[], keep_alive)
 }
 
 fn submit(job: Job, buf: &mut Vec<u8>, ctx: &Ctx, keep_alive: bool) -> Outcome {
@@ -207,6 +215,12 @@ fn respond(
         false,
     );
     Outcome::Respond { keep_alive }
+}
+
+/// Appends a JSON error response, for callers outside this module that
+/// answer an API request (a refused body).
+pub fn write_error(buf: &mut Vec<u8>, status: u16, code: &str, message: &str, keep_alive: bool) {
+    respond(buf, status, &error(code, message), &[], keep_alive);
 }
 
 fn not_allowed(buf: &mut Vec<u8>, allow: &str, keep_alive: bool) -> Outcome {

@@ -12,7 +12,7 @@ use super::ctx::Ctx;
 use super::{chat, probes, routes};
 use crate::config::Config;
 use crate::http::response::write_error;
-use crate::http::{Limits, Request};
+use crate::http::{body_len, Limits};
 use crate::stats::ReactorStats;
 use crate::ws::{close, frame, Decoder, Message, Opcode};
 
@@ -67,9 +67,12 @@ pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
             Ok(None) => return,
             Err((status, reason)) => return refuse(key, conn, ctx, status, reason),
         };
-        let body_len = match body_length(&req, ctx.config.max_body_bytes) {
+        let body_len = match body_len(&req, ctx.config.max_body_bytes) {
             Ok(n) => n,
-            Err((status, reason)) => return refuse(key, conn, ctx, status, reason),
+            Err(e) => {
+                let response = routes::refuse_body(&req, e);
+                return send_refusal(key, conn, ctx, e.status(), response);
+            }
         };
         let end = head_len.saturating_add(body_len);
         let Some(body) = http.buf.get(head_len..end) else {
@@ -107,26 +110,18 @@ pub fn serve_http(key: usize, conn: &mut Conn, ctx: &mut Ctx) {
     }
 }
 
-/// The body length a request announces, within the limit. Chunked bodies
-/// are refused: every client of this API knows its length up front.
-fn body_length(req: &Request, max: usize) -> Result<usize, (u16, &'static str)> {
-    if req.chunked {
-        return Err((411, "send a Content-Length"));
-    }
-    let len = req.content_length.unwrap_or(0);
-    match usize::try_from(len) {
-        Ok(n) if n <= max => Ok(n),
-        _ => Err((413, "request body too large")),
-    }
-}
-
 /// Answers with an error and closes: after a framing error the rest of
 /// the input cannot be trusted.
 fn refuse(key: usize, conn: &mut Conn, ctx: &mut Ctx, status: u16, reason: &str) {
-    log::debug!("conn={}:{key} refused: {status}", ctx.id);
-    ctx.stats.http_errors.count(status);
     let mut response = Vec::new();
     write_error(&mut response, status, reason, &[], false);
+    send_refusal(key, conn, ctx, status, response);
+}
+
+/// Queues a refusal written with `Connection: close` and closes.
+fn send_refusal(key: usize, conn: &mut Conn, ctx: &mut Ctx, status: u16, response: Vec<u8>) {
+    log::debug!("conn={}:{key} refused: {status}", ctx.id);
+    ctx.stats.http_errors.count(status);
     conn.out.push_vec(response);
     start_linger(conn, ctx);
 }

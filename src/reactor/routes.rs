@@ -17,7 +17,7 @@ use crate::broker::ConnRef;
 use crate::chat::names::is_valid_user;
 use crate::http::request::query_param;
 use crate::http::response::{write_error, write_response, write_switching_protocols};
-use crate::http::{upgrade, Method, Request};
+use crate::http::{upgrade, BodyError, Method, Request};
 use crate::metrics::Limit;
 use crate::stats::ReactorStats;
 use crate::web;
@@ -46,6 +46,12 @@ pub fn handle(
         api::handle(req, body, client, me, &mut buf, ctx)
     } else {
         match req.path.as_str() {
+            // A disabled route is no route: 404 whatever the method, so
+            // neither an Allow header nor a 405 advertises it.
+            "/echo" if !ctx.config.echo => {
+                write_error(&mut buf, 404, "no such page", &[], keep_alive);
+                Outcome::Respond { keep_alive }
+            }
             "/ws" | "/echo" if req.method != Method::Get => {
                 let allow = [("Allow", "GET")];
                 write_error(
@@ -61,7 +67,7 @@ pub fn handle(
                 let client = ctx.auth.client_ip(req, peer);
                 upgrade_chat(req, client, &mut buf, ctx)
             }
-            "/echo" if ctx.config.echo => upgrade_echo(req, &mut buf),
+            "/echo" => upgrade_echo(req, &mut buf),
             path => page(req, path, &mut buf, ctx),
         }
     };
@@ -71,6 +77,23 @@ pub fn handle(
     }
     out.push_vec(buf);
     outcome
+}
+
+/// The answer to a request whose body will not be read, written to close
+/// the connection (the unread body cannot be skipped safely): a JSON error
+/// under `/api/`, like every other API error; plain text elsewhere.
+pub fn refuse_body(req: &Request, error: BodyError) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let (status, reason) = (error.status(), error.reason());
+    if req.path.starts_with("/api/") {
+        api::write_error(&mut buf, status, error.code(), reason, false);
+    } else {
+        write_error(&mut buf, status, reason, &[], false);
+    }
+    if req.method == Method::Head {
+        strip_body(&mut buf);
+    }
+    buf
 }
 
 /// A HEAD response carries the head a GET would, and no body (RFC 9110
