@@ -7,14 +7,75 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{http, recv_presence, recv_until, Redis, Server};
+use common::{http, recv_presence, recv_until, Client, Redis, Server};
 use serde_json::{json, Value};
+use tungstenite::Message;
 
 fn seqs(messages: &[Value]) -> Vec<u64> {
     messages
         .iter()
         .map(|m| m["seq"].as_u64().unwrap())
         .collect()
+}
+
+/// Node options that make the stream short enough to outrun in a test.
+const SHORT_HISTORY: [&str; 4] = ["--history-size", "3", "--history-on-join", "3"];
+
+/// The `message` frames a client receives until the server closes it, and
+/// the close code.
+fn messages_until_close(c: &mut Client) -> (Vec<Value>, u16) {
+    let mut messages = Vec::new();
+    loop {
+        let frame = c
+            .ws
+            .read()
+            .unwrap_or_else(|e| panic!("no close frame ({e}); messages: {:?}", seqs(&messages)));
+        match frame {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                if v["type"] == "message" {
+                    messages.push(v);
+                }
+            }
+            Message::Close(frame) => {
+                return (messages, frame.map_or(0, |f| u16::from(f.code)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The ids of Redis's pub/sub clients (one per node: its subscriber).
+fn pubsub_ids(redis: &Redis) -> Vec<String> {
+    redis
+        .cli(&["CLIENT", "LIST", "TYPE", "pubsub"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("id="))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Stores `seq` the way the send script would, without publishing it.
+fn store_unpublished(redis: &Redis, room: &str, seq: u64, text: &str) {
+    redis.cli(&["SET", &format!("parley:{{{room}}}:seq"), &seq.to_string()]);
+    let id = format!("{seq}-0");
+    let cid = format!("ghost-{seq}-{text}");
+    let log = format!("parley:{{{room}}}:log");
+    let fields = ["f", "ghost", "c", &cid, "t", text, "ts", "1"];
+    let mut args = vec!["XADD", &log, &id];
+    args.extend_from_slice(&fields);
+    let out = redis.cli(&args);
+    assert_eq!(out.trim(), id, "XADD {id}");
+}
+
+fn signal(node: &Server, sig: &str) {
+    let pid = node.child.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {sig} {pid}");
 }
 
 #[test]
@@ -190,6 +251,73 @@ fn a_gap_in_pubsub_is_filled_from_the_stream() {
         (m3["seq"].as_u64(), m3["text"].as_str()),
         (Some(3), Some("three"))
     );
+}
+
+/// A publish whose gap reaches further back than the (trimmed) stream
+/// cannot be filled: members are reset, not handed a jump in seq.
+#[test]
+fn a_gap_the_stream_no_longer_holds_resets_members() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &SHORT_HISTORY);
+    let mut a = node.client("a");
+    let mut b = node.client("b");
+    a.join("g", None);
+    b.join("g", None);
+    a.say("g", "one", "c1");
+    assert_eq!(b.recv_type("message")["seq"], 1);
+
+    // Seqs 2..=6 were stored but their publishes lost, and the stream
+    // has since been trimmed to its last 3: 2 and 3 are gone.
+    for seq in 2..=6 {
+        store_unpublished(&redis, "g", seq, "lost");
+    }
+    redis.cli(&["XTRIM", "parley:{g}:log", "MAXLEN", "3"]);
+    a.say("g", "seven", "c7");
+    let (messages, code) = messages_until_close(&mut b);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no silent jump");
+    assert_eq!(code, 1012, "told to reconnect");
+
+    let (joined, backlog) = node.client("b").join("g", Some(1));
+    assert_eq!(joined["reset"], true);
+    assert_eq!(seqs(&backlog), [5, 6, 7]);
+}
+
+/// A subscriber that was away while another node sent more than
+/// `history_size` messages cannot backfill them all: its members are
+/// reset, not handed a jump in seq.
+#[test]
+fn a_subscriber_away_past_the_history_resets_its_members() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &SHORT_HISTORY);
+    let mut watcher = a.client("watcher");
+    watcher.join("t", None);
+    let a_sub = pubsub_ids(&redis);
+    assert_eq!(a_sub.len(), 1, "only node a subscribes yet");
+    let b = Server::start_node(&redis, &SHORT_HISTORY);
+    let mut sender = b.client("sender");
+    sender.join("t", None);
+    sender.say("t", "m1", "c1");
+    recv_until(&mut sender, |v| v["type"] == "ack");
+    assert_eq!(watcher.recv_type("message")["seq"], 1);
+
+    // Node a's subscriber is cut off (as by client-output-buffer-limit)
+    // and stays away while node b sends 5 messages through a 3-long
+    // stream.
+    signal(&a, "-STOP");
+    redis.cli(&["CLIENT", "KILL", "ID", &a_sub[0]]);
+    for i in 2..=6 {
+        let cid = format!("c{i}");
+        sender.say("t", &format!("m{i}"), &cid);
+        recv_until(&mut sender, |v| v["type"] == "ack" && v["cid"] == cid);
+    }
+    signal(&a, "-CONT");
+
+    let (messages, code) = messages_until_close(&mut watcher);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no silent jump");
+    assert_eq!(code, 1012, "told to reconnect");
+    let (joined, backlog) = a.client("watcher").join("t", Some(1));
+    assert_eq!(joined["reset"], true);
+    assert_eq!(seqs(&backlog), [4, 5, 6]);
 }
 
 /// kill -9 a node mid-stream: its clients reconnect to another node with

@@ -12,7 +12,10 @@
 //! limit), the thread reconnects with back-off, resubscribes every room
 //! and backfills each from its stream. If a room's epoch changed, Redis
 //! lost its data: local members are told to reconnect (they then get
-//! `reset` on join) instead of being handed a silent gap.
+//! `reset` on join) instead of being handed a silent gap. The same happens
+//! when a gap or a backfill is no longer whole in the stream (trimmed past
+//! `delivered + 1`): a fill is delivered only if it is every seq from
+//! `delivered + 1` on, without holes.
 
 mod batch;
 
@@ -292,8 +295,7 @@ impl SubThread {
         let backlog = match req.since {
             Some(since) if same_epoch && since <= delivered => {
                 self.range(&req.room, since, delivered).map(|b| {
-                    let complete =
-                        since == delivered || b.first().is_some_and(|e| e.seq == since + 1);
+                    let complete = is_complete(&b, since, delivered);
                     (b, !complete)
                 })
             }
@@ -438,7 +440,7 @@ impl SubThread {
         let key = key.clone();
         let seq = published.entry.seq;
         if room.epoch.as_ref().is_some_and(|e| *e != published.epoch) {
-            return self.reset(&key, seq, Some(published.epoch));
+            return self.reset(&key, seq, Some(published.epoch), "its epoch changed");
         }
         if seq <= room.delivered {
             return;
@@ -454,6 +456,10 @@ impl SubThread {
                 }
                 return;
             };
+            if !is_complete(&missed, from, seq - 1) {
+                let epoch = Some(published.epoch);
+                return self.reset(&key, seq, epoch, "the stream no longer holds a gap");
+            }
             for entry in missed {
                 self.deliver(&key, &entry);
             }
@@ -493,13 +499,20 @@ impl SubThread {
         };
         let lost = seq < room.delivered || (room.epoch.is_some() && epoch != room.epoch);
         if lost {
-            self.reset(name, seq, epoch);
+            self.reset(name, seq, epoch, "Redis lost data");
         } else if seq > room.delivered {
-            let Some(missed) = self.range(name, room.delivered, seq) else {
+            let from = room.delivered;
+            let Some(missed) = self.range(name, from, seq) else {
                 return;
             };
-            for entry in missed {
-                self.deliver(name, &entry);
+            if is_complete(&missed, from, seq) {
+                for entry in missed {
+                    self.deliver(name, &entry);
+                }
+            } else {
+                // Trimmed past what members saw (more than `history_size`
+                // sends while this node was away): say so, never skip.
+                self.reset(name, seq, epoch, "the stream no longer holds a gap");
             }
         }
         if let Some(room) = self.rooms.get_mut(name) {
@@ -507,9 +520,10 @@ impl SubThread {
         }
     }
 
-    /// The room's history is not what members saw: make them reconnect.
-    fn reset(&mut self, name: &RoomName, seq: u64, epoch: Option<String>) {
-        log::warn!("redis: room history changed under us (Redis lost data?); resetting members");
+    /// Members cannot be brought to `seq` without a jump or a reused
+    /// number: make them reconnect (they then get `reset` on join).
+    fn reset(&mut self, name: &RoomName, seq: u64, epoch: Option<String>, why: &str) {
+        log::warn!("redis: room {name}: {why}; resetting its members here");
         let Some(room) = self.rooms.get_mut(name) else {
             return;
         };
@@ -618,6 +632,51 @@ impl SubThread {
     fn send(&self, reactor: usize, event: Event) {
         if let Some(inbox) = self.inboxes.get(reactor) {
             inbox.push(event);
+        }
+    }
+}
+
+/// Whether `entries` are exactly the seqs `after + 1 ..= upto`, in order:
+/// the stream still reaches back to what members saw, with no hole. (The
+/// send script stores every seq, so a missing one was trimmed or lost.)
+fn is_complete(entries: &[Entry], after: u64, upto: u64) -> bool {
+    let mut want = after;
+    let contiguous = entries.iter().all(|e| {
+        want += 1;
+        e.seq == want
+    });
+    contiguous && want == upto
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(seqs: &[u64]) -> Vec<Entry> {
+        let entry = |&seq| Entry {
+            seq,
+            ts: 0,
+            from: String::new(),
+            cid: String::new(),
+            text: String::new(),
+        };
+        seqs.iter().map(entry).collect()
+    }
+
+    #[test]
+    fn a_range_is_complete_only_from_after_plus_one_to_upto_without_holes() {
+        let cases: &[(&[u64], u64, u64, bool)] = &[
+            (&[], 5, 5, true),
+            (&[6, 7, 8], 5, 8, true),
+            (&[7, 8], 5, 8, false),       // trimmed past 6
+            (&[6, 8], 5, 8, false),       // a hole
+            (&[6, 7], 5, 8, false),       // ends short of upto
+            (&[], 5, 8, false),           // all trimmed
+            (&[5, 6, 7, 8], 5, 8, false), // starts too early
+        ];
+        for (seqs, after, upto, want) in cases {
+            let got = is_complete(&entries(seqs), *after, *upto);
+            assert_eq!(got, *want, "{seqs:?} after {after} upto {upto}");
         }
     }
 }
