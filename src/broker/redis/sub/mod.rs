@@ -18,6 +18,7 @@
 //! `delivered + 1` on, without holes.
 
 mod batch;
+mod flow;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,6 +38,7 @@ use crate::broker::{JoinRequest, RoomName};
 use crate::chat::wire;
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Event, Inbox, Joined, Reply};
+use flow::Gate;
 
 /// How long a pub/sub read waits before control requests are looked at.
 const POLL: Duration = Duration::from_millis(2);
@@ -51,8 +53,9 @@ struct Room {
     delivered: u64,
     epoch: Option<String>,
     interest: Vec<u32>,
-    /// A gap could not be filled: live messages wait until the stream
-    /// can be read again (see `SubThread::retry_stalled`).
+    /// Not caught up with the stream yet: just resubscribed, or a gap
+    /// could not be read. `SubThread::retry_stalled` backfills it while
+    /// the reactors keep up; live messages wait until then.
     stalled: bool,
 }
 
@@ -75,6 +78,8 @@ pub struct SubThread {
     revoked: Arc<Revocations>,
     presence: Presence,
     rooms: HashMap<RoomName, Room>,
+    /// Closed while a reactor is behind (see `flow`).
+    gate: Gate,
 }
 
 /// Why the inner loop ended.
@@ -104,6 +109,7 @@ impl SubThread {
             pending_joins: Arc::default(),
             reconnects: Arc::default(),
             rooms: HashMap::new(),
+            gate: Gate::default(),
         }
     }
 
@@ -179,6 +185,12 @@ impl SubThread {
             if !joins.is_empty() && self.join_batch(joins, pubsub).is_err() {
                 return Exit::Reconnect;
             }
+            if !self.gate.is_open(&self.inboxes) {
+                // A reactor is behind: leave other nodes' messages in
+                // Redis rather than in its inbox (see `flow`).
+                std::thread::sleep(POLL);
+                continue;
+            }
             self.retry_stalled();
             match pubsub.get_message() {
                 Ok(msg) if msg.get_channel_name() == REVOKED_CHANNEL => {
@@ -219,17 +231,17 @@ impl SubThread {
         }
     }
 
-    /// After (re)connecting: subscribe to every room with local members and
-    /// deliver whatever they missed meanwhile.
+    /// After (re)connecting: subscribe to every room with local members.
+    /// What they missed meanwhile is delivered by `retry_stalled`, room by
+    /// room while the reactors keep up, before any live message.
     fn resubscribe(&mut self, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
-        let names: Vec<RoomName> = self.rooms.keys().cloned().collect();
-        let mut channels: Vec<String> = names.iter().map(|r| channel(r)).collect();
+        let mut channels: Vec<String> = self.rooms.keys().map(|r| channel(r)).collect();
         channels.push(REVOKED_CHANNEL.to_string());
         pubsub.subscribe(channels)?;
         self.load_revoked();
         self.presence.restore(&mut self.side);
-        for name in names {
-            self.catch_up(&name);
+        for room in self.rooms.values_mut() {
+            room.stalled = true;
         }
         Ok(())
     }
@@ -470,8 +482,9 @@ impl SubThread {
         self.deliver(&key, &published.entry);
     }
 
-    /// Catches up rooms whose gap could not be filled, now that the stream
-    /// may be readable again.
+    /// Catches up rooms that are behind the stream (after a resubscribe,
+    /// or a gap that could not be read), one room at a time while every
+    /// inbox has room.
     fn retry_stalled(&mut self) {
         let stalled: Vec<RoomName> = self
             .rooms
@@ -480,6 +493,9 @@ impl SubThread {
             .map(|(k, _)| k.clone())
             .collect();
         for name in stalled {
+            if !self.gate.is_open(&self.inboxes) {
+                return;
+            }
             self.catch_up(&name);
         }
     }
