@@ -159,7 +159,7 @@ impl SubThread {
         let mut reset = p.req.since.is_some() && !p.resume;
         if p.resume {
             let since = p.req.since.unwrap_or(0);
-            if !super::is_complete(&entries, since, p.delivered) {
+            if !super::recover::is_complete(&entries, since, p.delivered) {
                 // The stream no longer reaches back to `since`.
                 reset = true;
                 entries = self.latest(&p.req.room, p.delivered).unwrap_or_default();
