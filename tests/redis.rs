@@ -69,6 +69,31 @@ fn store_unpublished(redis: &Redis, room: &str, seq: u64, text: &str) {
     assert_eq!(out.trim(), id, "XADD {id}");
 }
 
+/// Rolls room `room` back from seq `top` to `to`, keeping its epoch: what
+/// Redis restarted from an AOF that lost its last second looks like.
+fn roll_back(redis: &Redis, room: &str, top: u64, to: u64) {
+    let log = format!("parley:{{{room}}}:log");
+    let ids: Vec<String> = (to + 1..=top).map(|s| format!("{s}-0")).collect();
+    let mut args = vec!["XDEL", log.as_str()];
+    args.extend(ids.iter().map(String::as_str));
+    redis.cli(&args);
+    redis.cli(&["XSETID", &log, &format!("{to}-0")]);
+    redis.cli(&["SET", &format!("parley:{{{room}}}:seq"), &to.to_string()]);
+}
+
+/// Joins `room` as `name`, resuming from `since` in `epoch`; returns
+/// `joined`.
+fn resume(node: &Server, name: &str, room: &str, since: u64, epoch: &str) -> Value {
+    let mut c = node.client(name);
+    c.send(json!({"type":"join","room":room,"since":since,"epoch":epoch}));
+    c.recv_type("joined")
+}
+
+fn epoch_in_redis(redis: &Redis, room: &str) -> String {
+    let out = redis.cli(&["GET", &format!("parley:{{{room}}}:epoch")]);
+    out.trim().to_string()
+}
+
 fn signal(node: &Server, sig: &str) {
     let pid = node.child.id().to_string();
     let ok = std::process::Command::new("kill")
@@ -318,6 +343,95 @@ fn a_subscriber_away_past_the_history_resets_its_members() {
     let (joined, backlog) = a.client("watcher").join("t", Some(1));
     assert_eq!(joined["reset"], true);
     assert_eq!(seqs(&backlog), [4, 5, 6]);
+}
+
+/// Redis lost the tail of a room but kept its epoch key (appendfsync
+/// everysec and a crash). Nodes subscribed to the room see a seq go
+/// backwards and give the room a new epoch, once, so a client that was
+/// offline meanwhile and resumes with the old epoch gets `reset` rather
+/// than new messages under numbers it has seen.
+#[test]
+fn a_seq_seen_going_backwards_gives_the_room_a_new_epoch() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let b = Server::start_node(&redis, &[]);
+    let mut watcher = a.client("watcher");
+    watcher.join("rb", None);
+    let mut sender = b.client("sender");
+    sender.join("rb", None);
+    for i in 1..=5 {
+        let cid = format!("c{i}");
+        sender.say("rb", &format!("m{i}"), &cid);
+        recv_until(&mut sender, |v| v["type"] == "ack" && v["cid"] == cid);
+    }
+    for want in 1..=5 {
+        assert_eq!(watcher.recv_type("message")["seq"], want);
+    }
+    // A client that has seen all five goes offline.
+    let (joined, _) = b.client("late").join("rb", None);
+    let old = joined["epoch"].as_str().unwrap().to_string();
+    assert_eq!((joined["seq"].as_u64(), old.len()), (Some(5), 16));
+
+    roll_back(&redis, "rb", 5, 2);
+    sender.say("rb", "reuses 3", "r3");
+    let (messages, code) = messages_until_close(&mut watcher);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no reused seq shown");
+    assert_eq!(code, 1012, "told to reconnect");
+    assert_eq!(messages_until_close(&mut sender).1, 1012);
+    let new = epoch_in_redis(&redis, "rb");
+    assert_ne!(new, old, "a new epoch");
+
+    // New sends pass the offline client's `since` under the new epoch.
+    let mut again = a.client("sender");
+    again.join("rb", None);
+    for i in 4..=6 {
+        let cid = format!("n{i}");
+        again.say("rb", &format!("new {i}"), &cid);
+        let ack = recv_until(&mut again, |v| v["type"] == "ack" && v["cid"] == cid);
+        assert_eq!(ack["seq"], i);
+    }
+    for node in [&a, &b] {
+        let joined = resume(node, "late", "rb", 5, &old);
+        assert_eq!(joined["reset"], true, "old epoch: {joined}");
+        assert_eq!(joined["epoch"], new.as_str(), "rotated once: {joined}");
+        let joined = resume(node, "fresh", "rb", 5, &new);
+        assert_eq!(joined["reset"], false, "new epoch: {joined}");
+    }
+}
+
+/// The same loss, overtaken by new sends while a node's subscriber was
+/// away (as when Redis crashes and other nodes get back first): the seq
+/// is past the node's again, but the stored message at the last seq it
+/// delivered is another one. The node gives the room a new epoch.
+#[test]
+fn a_reused_seq_found_on_reconnect_gives_the_room_a_new_epoch() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &[]);
+    let mut watcher = node.client("watcher");
+    watcher.join("rb", None);
+    let mut sender = node.client("sender");
+    sender.join("rb", None);
+    for i in 1..=5 {
+        sender.say("rb", &format!("m{i}"), &format!("c{i}"));
+        assert_eq!(watcher.recv_type("message")["seq"], i);
+    }
+    let old = epoch_in_redis(&redis, "rb");
+    let sub = pubsub_ids(&redis);
+    assert_eq!(sub.len(), 1);
+
+    roll_back(&redis, "rb", 5, 2);
+    for seq in 3..=7 {
+        store_unpublished(&redis, "rb", seq, "after the loss");
+    }
+    redis.cli(&["CLIENT", "KILL", "ID", &sub[0]]);
+    let (messages, code) = messages_until_close(&mut watcher);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no reused seq shown");
+    assert_eq!(code, 1012, "told to reconnect");
+    let new = epoch_in_redis(&redis, "rb");
+    assert_ne!(new, old, "a new epoch");
+    let joined = resume(&node, "late", "rb", 5, &old);
+    assert_eq!(joined["reset"], true, "{joined}");
+    assert_eq!(joined["epoch"], new.as_str());
 }
 
 /// kill -9 a node mid-stream: its clients reconnect to another node with

@@ -173,6 +173,7 @@ impl SubThread {
 
     /// Counts the membership and queues `Joined` with its backlog.
     fn admit(&mut self, p: Planned, entries: Vec<Entry>, fields: Vec<String>, reset: bool) {
+        self.note_last(&p.req.room, &entries);
         if let Some(room) = self.rooms.get_mut(&p.req.room) {
             if let Some(n) = room.interest.get_mut(p.req.to.reactor) {
                 *n += 1;

@@ -15,7 +15,9 @@
 //! `reset` on join) instead of being handed a silent gap. The same happens
 //! when a gap or a backfill is no longer whole in the stream (trimmed past
 //! `delivered + 1`): a fill is delivered only if it is every seq from
-//! `delivered + 1` on, without holes.
+//! `delivered + 1` on, without holes. If a room's seq went backwards under
+//! an unchanged epoch (Redis lost its last messages but kept the epoch
+//! key), the room first gets a new epoch in Redis: see `recover`.
 
 mod batch;
 mod flow;
@@ -52,6 +54,17 @@ pub enum Control {
 
 struct Room {
     delivered: u64,
+    /// `Entry::tag` of the message at `delivered`, once this node has seen
+    /// it: another message there later means the seq was reused.
+    last: Option<u64>,
+    /// The highest seq read from the room's channel since subscribing (or
+    /// the last reset). Pub/sub carries a room's messages in the order the
+    /// send script ran, each seq above the one before, so a seq at or
+    /// below it means the room's counter went backwards.
+    live: u64,
+    /// The seq went backwards under an unchanged epoch: nothing more is
+    /// delivered until `catch_up` has given the room a new epoch.
+    rolled_back: bool,
     epoch: Option<String>,
     interest: Vec<u32>,
     /// Not caught up with the stream yet: just resubscribed, or a gap
@@ -290,6 +303,9 @@ impl SubThread {
             };
             let room = Room {
                 delivered: seq,
+                last: None,
+                live: 0,
+                rolled_back: false,
                 epoch,
                 interest: vec![0; self.inboxes.len()],
                 stalled: false,
@@ -323,6 +339,7 @@ impl SubThread {
             self.refuse(req);
             return self.drop_if_unused(&name, Some(pubsub));
         };
+        self.note_last(&req.room, &entries);
         let Some(online) = self.presence.enter(&mut self.side, &req.room, &req.user) else {
             let name = req.room.clone();
             self.refuse(req);
@@ -447,13 +464,26 @@ impl SubThread {
             log::debug!("redis: unparsable message on room {name}");
             return;
         };
-        let Some((key, room)) = self.rooms.get_key_value(name) else {
+        let Some((key, _)) = self.rooms.get_key_value(name) else {
             return;
         };
         let key = key.clone();
+        let Some(room) = self.rooms.get_mut(&key) else {
+            return;
+        };
         let seq = published.entry.seq;
+        let went_back = seq <= room.live;
+        room.live = seq;
         if room.epoch.as_ref().is_some_and(|e| *e != published.epoch) {
             return self.reset(&key, seq, Some(published.epoch), "its epoch changed");
+        }
+        if went_back || room.rolled_back {
+            // Not a late duplicate of a backfilled message: those are
+            // below `delivered` but still above `live`. The counter went
+            // backwards; `catch_up` rotates the epoch at the next turn.
+            room.rolled_back = true;
+            room.stalled = true;
+            return;
         }
         if seq <= room.delivered {
             return;
@@ -491,6 +521,7 @@ impl SubThread {
             return;
         }
         room.delivered = entry.seq;
+        room.last = Some(entry.tag());
         let frame = entry.frame(name);
         for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
             if *n > 0 {

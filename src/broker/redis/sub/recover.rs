@@ -7,9 +7,22 @@
 //! (trimmed past, or Redis lost data), the room's local members are reset:
 //! closed with 1012, so that they rejoin and get `reset: true`, rather
 //! than shown a jump or a reused number.
+//!
+//! Redis can also lose a room's last messages but keep its epoch key
+//! (`appendfsync everysec` and a crash): the seq rolls back and new sends
+//! reuse numbers that clients have seen. Resetting this node's members is
+//! not enough then, since a client offline meanwhile would resume with
+//! its old `since` and epoch and silently get the new messages under the
+//! old numbers. So a node that sees the seq go backwards, or a different
+//! message at the seq it delivered last, first gives the room a new epoch
+//! in Redis. The rotation is a compare-and-set, so nodes that notice the
+//! same loss rotate once. What this cannot see is in docs/durability.md.
 
 use super::SubThread;
+use crate::broker::random_id;
 use crate::broker::redis::entry::Entry;
+use crate::broker::redis::keys::RoomKeys;
+use crate::broker::redis::scripts;
 use crate::broker::RoomName;
 use crate::reactor::inbox::Event;
 
@@ -33,7 +46,8 @@ impl SubThread {
     }
 
     /// Delivers everything stored after `delivered` (after a reconnect or
-    /// a gap). Leaves the room stalled if Redis cannot be read.
+    /// a gap), or resets the room if that cannot be done whole. Leaves the
+    /// room stalled if Redis cannot be asked.
     pub(super) fn catch_up(&mut self, name: &RoomName) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
@@ -45,26 +59,90 @@ impl SubThread {
         let Some(room) = self.rooms.get(name) else {
             return;
         };
-        let lost = seq < room.delivered || (room.epoch.is_some() && epoch != room.epoch);
-        if lost {
-            self.reset(name, seq, epoch, "Redis lost data");
-        } else if seq > room.delivered {
-            let from = room.delivered;
-            let Some(missed) = self.range(name, from, seq) else {
-                return;
-            };
-            if is_complete(&missed, from, seq) {
-                for entry in missed {
-                    self.deliver(name, &entry);
+        let done = if room.epoch.is_some() && epoch != room.epoch {
+            self.reset(name, seq, epoch, "its epoch changed (Redis lost data)");
+            true
+        } else if room.rolled_back || seq < room.delivered {
+            self.rotate_epoch(name, seq)
+        } else {
+            self.backfill(name, seq, epoch)
+        };
+        if let Some(room) = self.rooms.get_mut(name).filter(|_| done) {
+            room.stalled = false;
+        }
+    }
+
+    /// Delivers `delivered + 1 ..= seq` from the stream, first checking
+    /// that the message at `delivered` is still the one delivered (if this
+    /// node knows it): another one there means the seq went back and new
+    /// sends passed it again while this node was away. Returns false if
+    /// the stream could not be read.
+    fn backfill(&mut self, name: &RoomName, seq: u64, epoch: Option<String>) -> bool {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return true;
+        };
+        room.epoch.clone_from(&epoch);
+        let from = room.delivered;
+        let last = room.last.filter(|_| from > 0);
+        if seq == from && last.is_none() {
+            return true;
+        }
+        let after = if last.is_some() { from - 1 } else { from };
+        let Some(entries) = self.range(name, after, seq) else {
+            return false;
+        };
+        let mut missed = &entries[..];
+        if let (Some(tag), Some((first, rest))) = (last, entries.split_first()) {
+            if first.seq == from {
+                if first.tag() != tag {
+                    return self.rotate_epoch(name, seq);
                 }
-            } else {
-                // Trimmed past what members saw (more than `history_size`
-                // sends while this node was away): say so, never skip.
-                self.reset(name, seq, epoch, "the stream no longer holds a gap");
+                missed = rest;
             }
         }
-        if let Some(room) = self.rooms.get_mut(name) {
-            room.stalled = false;
+        if is_complete(missed, from, seq) {
+            for entry in missed {
+                self.deliver(name, entry);
+            }
+        } else {
+            // Trimmed past what members saw (more than `history_size`
+            // sends while this node was away): say so, never skip.
+            self.reset(name, seq, epoch, "the stream no longer holds a gap");
+        }
+        true
+    }
+
+    /// The room's seq went backwards under an unchanged epoch: gives the
+    /// room a new epoch in Redis (unless another node already did), so
+    /// that a client resuming with the old one gets `reset` on any node,
+    /// then resets the local members. Returns false, with the rotation
+    /// still owed, if Redis could not be asked.
+    fn rotate_epoch(&mut self, name: &RoomName, seq: u64) -> bool {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return true;
+        };
+        room.rolled_back = true;
+        let known = room.epoch.clone().unwrap_or_default();
+        let mut call = scripts::all().rotate.prepare_invoke();
+        call.key(RoomKeys::new(name).epoch)
+            .arg(known)
+            .arg(random_id());
+        let Some(epoch) = self.side.run(|con| call.invoke::<Option<String>>(con)) else {
+            return false;
+        };
+        let why = "its seq went backwards (Redis lost data); new epoch";
+        self.reset(name, seq, epoch, why);
+        true
+    }
+
+    /// Remembers which message sits at `delivered`, from a join's backlog
+    /// that ends there.
+    pub(super) fn note_last(&mut self, name: &str, entries: &[Entry]) {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return;
+        };
+        if let Some(entry) = entries.last().filter(|e| e.seq == room.delivered) {
+            room.last = Some(entry.tag());
         }
     }
 
@@ -77,6 +155,9 @@ impl SubThread {
         };
         room.delivered = seq;
         room.epoch = epoch;
+        room.last = None;
+        room.live = 0;
+        room.rolled_back = false;
         let targets: Vec<usize> = room
             .interest
             .iter()
