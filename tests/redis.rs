@@ -94,6 +94,41 @@ fn epoch_in_redis(redis: &Redis, room: &str) -> String {
     out.trim().to_string()
 }
 
+/// Keeps Redis busy, in back-to-back 20 ms Lua loops, until dropped: as
+/// a slow script or a big command from elsewhere would.
+struct Busy {
+    child: std::process::Child,
+}
+
+impl Busy {
+    fn start(redis: &Redis) -> Busy {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-cli");
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let spin = "EVAL \"local t = redis.call('TIME') \
+                local t0 = t[1] * 1000000 + t[2] repeat t = redis.call('TIME') \
+                until t[1] * 1000000 + t[2] - t0 > 20000 return 1\" 0\n";
+            // Ends when the child is killed and the pipe breaks.
+            while stdin.write_all(spin.as_bytes()).is_ok() {}
+        });
+        Busy { child }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn signal(node: &Server, sig: &str) {
     let pid = node.child.id().to_string();
     let ok = std::process::Command::new("kill")
@@ -531,6 +566,25 @@ fn redis_restart_loses_no_acked_message() {
         (next["cid"].as_str(), next["seq"].as_u64()),
         (Some("marker"), Some(31))
     );
+}
+
+/// A Redis busy for longer than the subscriber's 2 ms pub/sub poll delays
+/// joins of new rooms (each subscribes); it does not fail them, nor cost
+/// the subscriber its connection.
+#[test]
+fn joins_wait_out_a_busy_redis() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &[]);
+    let mut c = node.client("joiner");
+    let busy = Busy::start(&redis);
+    for i in 0..20 {
+        c.send(json!({"type":"join","room":format!("busy{i}")}));
+        let reply = recv_until(&mut c, |v| v["type"] == "joined" || v["type"] == "error");
+        assert_eq!(reply["type"], "joined", "join {i}: {reply}");
+    }
+    drop(busy);
+    let log = node.log_text();
+    assert!(!log.contains("connection lost"), "{log}");
 }
 
 #[test]

@@ -33,7 +33,7 @@ use redis::{Client, PubSub, RedisResult, Value};
 
 use super::entry::{parse_entries, parse_published, Entry};
 use super::keys::{channel, room_of, RoomKeys};
-use super::link::{is_timeout, jitter, Link};
+use super::link::{is_timeout, jitter, Link, IO_TIMEOUT};
 use super::presence::Presence;
 use super::scripts;
 use crate::auth::store::{Revocations, REVOKED_CHANNEL, REVOKED_KEY};
@@ -44,6 +44,8 @@ use crate::reactor::inbox::{Event, Inbox, Joined, Reply};
 use flow::Gate;
 
 /// How long a pub/sub read waits before control requests are looked at.
+/// Only for polling: (un)subscribe replies get `IO_TIMEOUT` (see
+/// `with_io_timeout`).
 const POLL: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
@@ -94,6 +96,19 @@ pub struct SubThread {
     rooms: HashMap<RoomName, Room>,
     /// Closed while a reactor is behind (see `flow`).
     gate: Gate,
+}
+
+/// Runs a (un)subscribe, whose reply is read on the pub/sub socket, with
+/// the command timeout rather than the 2 ms poll: a Redis busy for longer
+/// than that is not a broken connection.
+fn with_io_timeout<'a, T>(
+    pubsub: &mut PubSub<'a>,
+    f: impl FnOnce(&mut PubSub<'a>) -> RedisResult<T>,
+) -> RedisResult<T> {
+    pubsub.set_read_timeout(Some(IO_TIMEOUT))?;
+    let result = f(pubsub);
+    pubsub.set_read_timeout(Some(POLL))?;
+    result
 }
 
 /// Why the inner loop ended.
@@ -154,6 +169,10 @@ impl SubThread {
                 .and_then(|()| self.resubscribe(&mut pubsub))
             {
                 log::warn!("redis: resubscribe failed: {e}");
+                if self.wait(jitter(backoff)).is_err() {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
             if !first {
@@ -251,7 +270,7 @@ impl SubThread {
     fn resubscribe(&mut self, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
         let mut channels: Vec<String> = self.rooms.keys().map(|r| channel(r)).collect();
         channels.push(REVOKED_CHANNEL.to_string());
-        pubsub.subscribe(channels)?;
+        with_io_timeout(pubsub, |p| p.subscribe(channels))?;
         self.load_revoked();
         self.presence.restore(&mut self.side);
         for room in self.rooms.values_mut() {
@@ -292,12 +311,12 @@ impl SubThread {
             }
         }
         if !self.rooms.contains_key(&req.room) {
-            if let Err(e) = pubsub.subscribe(channel(&req.room)) {
+            if let Err(e) = with_io_timeout(pubsub, |p| p.subscribe(channel(&req.room))) {
                 self.refuse(req);
                 return Err(e);
             }
             let Some((seq, epoch)) = self.head(&req.room) else {
-                let _ = pubsub.unsubscribe(channel(&req.room));
+                let _ = with_io_timeout(pubsub, |p| p.unsubscribe(channel(&req.room)));
                 self.refuse(req);
                 return Ok(());
             };
@@ -388,7 +407,7 @@ impl SubThread {
         if self.rooms.get(name).is_some_and(|r| r.total() == 0) {
             self.rooms.remove(name);
             if let Some(pubsub) = pubsub {
-                pubsub.unsubscribe(channel(name))?;
+                with_io_timeout(pubsub, |p| p.unsubscribe(channel(name)))?;
             }
         }
         Ok(())
