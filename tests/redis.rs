@@ -7,14 +7,135 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{http, recv_presence, recv_until, Redis, Server};
+use common::{http, recv_presence, recv_until, Client, Redis, Server};
 use serde_json::{json, Value};
+use tungstenite::Message;
 
 fn seqs(messages: &[Value]) -> Vec<u64> {
     messages
         .iter()
         .map(|m| m["seq"].as_u64().unwrap())
         .collect()
+}
+
+/// Node options that make the stream short enough to outrun in a test.
+const SHORT_HISTORY: [&str; 4] = ["--history-size", "3", "--history-on-join", "3"];
+
+/// The `message` frames a client receives until the server closes it, and
+/// the close code.
+fn messages_until_close(c: &mut Client) -> (Vec<Value>, u16) {
+    let mut messages = Vec::new();
+    loop {
+        let frame = c
+            .ws
+            .read()
+            .unwrap_or_else(|e| panic!("no close frame ({e}); messages: {:?}", seqs(&messages)));
+        match frame {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("json");
+                if v["type"] == "message" {
+                    messages.push(v);
+                }
+            }
+            Message::Close(frame) => {
+                return (messages, frame.map_or(0, |f| u16::from(f.code)));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The ids of Redis's pub/sub clients (one per node: its subscriber).
+fn pubsub_ids(redis: &Redis) -> Vec<String> {
+    redis
+        .cli(&["CLIENT", "LIST", "TYPE", "pubsub"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("id="))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Stores `seq` the way the send script would, without publishing it.
+fn store_unpublished(redis: &Redis, room: &str, seq: u64, text: &str) {
+    redis.cli(&["SET", &format!("parley:{{{room}}}:seq"), &seq.to_string()]);
+    let id = format!("{seq}-0");
+    let cid = format!("ghost-{seq}-{text}");
+    let log = format!("parley:{{{room}}}:log");
+    let fields = ["f", "ghost", "c", &cid, "t", text, "ts", "1"];
+    let mut args = vec!["XADD", &log, &id];
+    args.extend_from_slice(&fields);
+    let out = redis.cli(&args);
+    assert_eq!(out.trim(), id, "XADD {id}");
+}
+
+/// Rolls room `room` back from seq `top` to `to`, keeping its epoch: what
+/// Redis restarted from an AOF that lost its last second looks like.
+fn roll_back(redis: &Redis, room: &str, top: u64, to: u64) {
+    let log = format!("parley:{{{room}}}:log");
+    let ids: Vec<String> = (to + 1..=top).map(|s| format!("{s}-0")).collect();
+    let mut args = vec!["XDEL", log.as_str()];
+    args.extend(ids.iter().map(String::as_str));
+    redis.cli(&args);
+    redis.cli(&["XSETID", &log, &format!("{to}-0")]);
+    redis.cli(&["SET", &format!("parley:{{{room}}}:seq"), &to.to_string()]);
+}
+
+/// Joins `room` as `name`, resuming from `since` in `epoch`; returns
+/// `joined`.
+fn resume(node: &Server, name: &str, room: &str, since: u64, epoch: &str) -> Value {
+    let mut c = node.client(name);
+    c.send(json!({"type":"join","room":room,"since":since,"epoch":epoch}));
+    c.recv_type("joined")
+}
+
+fn epoch_in_redis(redis: &Redis, room: &str) -> String {
+    let out = redis.cli(&["GET", &format!("parley:{{{room}}}:epoch")]);
+    out.trim().to_string()
+}
+
+/// Keeps Redis busy, in back-to-back 20 ms Lua loops, until dropped: as
+/// a slow script or a big command from elsewhere would.
+struct Busy {
+    child: std::process::Child,
+}
+
+impl Busy {
+    fn start(redis: &Redis) -> Busy {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-cli");
+        let mut stdin = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let spin = "EVAL \"local t = redis.call('TIME') \
+                local t0 = t[1] * 1000000 + t[2] repeat t = redis.call('TIME') \
+                until t[1] * 1000000 + t[2] - t0 > 20000 return 1\" 0\n";
+            // Ends when the child is killed and the pipe breaks.
+            while stdin.write_all(spin.as_bytes()).is_ok() {}
+        });
+        Busy { child }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(node: &Server, sig: &str) {
+    let pid = node.child.id().to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {sig} {pid}");
 }
 
 #[test]
@@ -192,6 +313,162 @@ fn a_gap_in_pubsub_is_filled_from_the_stream() {
     );
 }
 
+/// A publish whose gap reaches further back than the (trimmed) stream
+/// cannot be filled: members are reset, not handed a jump in seq.
+#[test]
+fn a_gap_the_stream_no_longer_holds_resets_members() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &SHORT_HISTORY);
+    let mut a = node.client("a");
+    let mut b = node.client("b");
+    a.join("g", None);
+    b.join("g", None);
+    a.say("g", "one", "c1");
+    assert_eq!(b.recv_type("message")["seq"], 1);
+
+    // Seqs 2..=6 were stored but their publishes lost, and the stream
+    // has since been trimmed to its last 3: 2 and 3 are gone.
+    for seq in 2..=6 {
+        store_unpublished(&redis, "g", seq, "lost");
+    }
+    redis.cli(&["XTRIM", "parley:{g}:log", "MAXLEN", "3"]);
+    a.say("g", "seven", "c7");
+    let (messages, code) = messages_until_close(&mut b);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no silent jump");
+    assert_eq!(code, 1012, "told to reconnect");
+
+    let (joined, backlog) = node.client("b").join("g", Some(1));
+    assert_eq!(joined["reset"], true);
+    assert_eq!(seqs(&backlog), [5, 6, 7]);
+}
+
+/// A subscriber that was away while another node sent more than
+/// `history_size` messages cannot backfill them all: its members are
+/// reset, not handed a jump in seq.
+#[test]
+fn a_subscriber_away_past_the_history_resets_its_members() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &SHORT_HISTORY);
+    let mut watcher = a.client("watcher");
+    watcher.join("t", None);
+    let a_sub = pubsub_ids(&redis);
+    assert_eq!(a_sub.len(), 1, "only node a subscribes yet");
+    let b = Server::start_node(&redis, &SHORT_HISTORY);
+    let mut sender = b.client("sender");
+    sender.join("t", None);
+    sender.say("t", "m1", "c1");
+    recv_until(&mut sender, |v| v["type"] == "ack");
+    assert_eq!(watcher.recv_type("message")["seq"], 1);
+
+    // Node a's subscriber is cut off (as by client-output-buffer-limit)
+    // and stays away while node b sends 5 messages through a 3-long
+    // stream.
+    signal(&a, "-STOP");
+    redis.cli(&["CLIENT", "KILL", "ID", &a_sub[0]]);
+    for i in 2..=6 {
+        let cid = format!("c{i}");
+        sender.say("t", &format!("m{i}"), &cid);
+        recv_until(&mut sender, |v| v["type"] == "ack" && v["cid"] == cid);
+    }
+    signal(&a, "-CONT");
+
+    let (messages, code) = messages_until_close(&mut watcher);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no silent jump");
+    assert_eq!(code, 1012, "told to reconnect");
+    let (joined, backlog) = a.client("watcher").join("t", Some(1));
+    assert_eq!(joined["reset"], true);
+    assert_eq!(seqs(&backlog), [4, 5, 6]);
+}
+
+/// Redis lost the tail of a room but kept its epoch key (appendfsync
+/// everysec and a crash). Nodes subscribed to the room see a seq go
+/// backwards and give the room a new epoch, once, so a client that was
+/// offline meanwhile and resumes with the old epoch gets `reset` rather
+/// than new messages under numbers it has seen.
+#[test]
+fn a_seq_seen_going_backwards_gives_the_room_a_new_epoch() {
+    let redis = Redis::start();
+    let a = Server::start_node(&redis, &[]);
+    let b = Server::start_node(&redis, &[]);
+    let mut watcher = a.client("watcher");
+    watcher.join("rb", None);
+    let mut sender = b.client("sender");
+    sender.join("rb", None);
+    for i in 1..=5 {
+        let cid = format!("c{i}");
+        sender.say("rb", &format!("m{i}"), &cid);
+        recv_until(&mut sender, |v| v["type"] == "ack" && v["cid"] == cid);
+    }
+    for want in 1..=5 {
+        assert_eq!(watcher.recv_type("message")["seq"], want);
+    }
+    // A client that has seen all five goes offline.
+    let (joined, _) = b.client("late").join("rb", None);
+    let old = joined["epoch"].as_str().unwrap().to_string();
+    assert_eq!((joined["seq"].as_u64(), old.len()), (Some(5), 16));
+
+    roll_back(&redis, "rb", 5, 2);
+    sender.say("rb", "reuses 3", "r3");
+    let (messages, code) = messages_until_close(&mut watcher);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no reused seq shown");
+    assert_eq!(code, 1012, "told to reconnect");
+    assert_eq!(messages_until_close(&mut sender).1, 1012);
+    let new = epoch_in_redis(&redis, "rb");
+    assert_ne!(new, old, "a new epoch");
+
+    // New sends pass the offline client's `since` under the new epoch.
+    let mut again = a.client("sender");
+    again.join("rb", None);
+    for i in 4..=6 {
+        let cid = format!("n{i}");
+        again.say("rb", &format!("new {i}"), &cid);
+        let ack = recv_until(&mut again, |v| v["type"] == "ack" && v["cid"] == cid);
+        assert_eq!(ack["seq"], i);
+    }
+    for node in [&a, &b] {
+        let joined = resume(node, "late", "rb", 5, &old);
+        assert_eq!(joined["reset"], true, "old epoch: {joined}");
+        assert_eq!(joined["epoch"], new.as_str(), "rotated once: {joined}");
+        let joined = resume(node, "fresh", "rb", 5, &new);
+        assert_eq!(joined["reset"], false, "new epoch: {joined}");
+    }
+}
+
+/// The same loss, overtaken by new sends while a node's subscriber was
+/// away (as when Redis crashes and other nodes get back first): the seq
+/// is past the node's again, but the stored message at the last seq it
+/// delivered is another one. The node gives the room a new epoch.
+#[test]
+fn a_reused_seq_found_on_reconnect_gives_the_room_a_new_epoch() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &[]);
+    let mut watcher = node.client("watcher");
+    watcher.join("rb", None);
+    let mut sender = node.client("sender");
+    sender.join("rb", None);
+    for i in 1..=5 {
+        sender.say("rb", &format!("m{i}"), &format!("c{i}"));
+        assert_eq!(watcher.recv_type("message")["seq"], i);
+    }
+    let old = epoch_in_redis(&redis, "rb");
+    let sub = pubsub_ids(&redis);
+    assert_eq!(sub.len(), 1);
+
+    roll_back(&redis, "rb", 5, 2);
+    for seq in 3..=7 {
+        store_unpublished(&redis, "rb", seq, "after the loss");
+    }
+    redis.cli(&["CLIENT", "KILL", "ID", &sub[0]]);
+    let (messages, code) = messages_until_close(&mut watcher);
+    assert_eq!(seqs(&messages), Vec::<u64>::new(), "no reused seq shown");
+    assert_eq!(code, 1012, "told to reconnect");
+    let new = epoch_in_redis(&redis, "rb");
+    assert_ne!(new, old, "a new epoch");
+    let joined = resume(&node, "late", "rb", 5, &old);
+    assert_eq!(joined["reset"], true, "{joined}");
+    assert_eq!(joined["epoch"], new.as_str());
+}
+
 /// kill -9 a node mid-stream: its clients reconnect to another node with
 /// `since` and end with exactly the messages they missed.
 #[test]
@@ -289,6 +566,25 @@ fn redis_restart_loses_no_acked_message() {
         (next["cid"].as_str(), next["seq"].as_u64()),
         (Some("marker"), Some(31))
     );
+}
+
+/// A Redis busy for longer than the subscriber's 2 ms pub/sub poll delays
+/// joins of new rooms (each subscribes); it does not fail them, nor cost
+/// the subscriber its connection.
+#[test]
+fn joins_wait_out_a_busy_redis() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &[]);
+    let mut c = node.client("joiner");
+    let busy = Busy::start(&redis);
+    for i in 0..20 {
+        c.send(json!({"type":"join","room":format!("busy{i}")}));
+        let reply = recv_until(&mut c, |v| v["type"] == "joined" || v["type"] == "error");
+        assert_eq!(reply["type"], "joined", "join {i}: {reply}");
+    }
+    drop(busy);
+    let log = node.log_text();
+    assert!(!log.contains("connection lost"), "{log}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! payloads (live), both turned into the same shared frame that the
 //! embedded broker would have built.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use redis::Value;
 
 use crate::chat::wire::{self, Frame};
@@ -19,6 +21,15 @@ pub struct Entry {
 impl Entry {
     pub fn frame(&self, room: &str) -> Frame {
         wire::message(room, self.seq, &self.from, &self.text, self.ts, &self.cid)
+    }
+
+    /// Tells this message from another stored under the same seq (after
+    /// Redis lost data and reused it): a hash of time, sender and cid.
+    /// The seq is left out on purpose.
+    pub fn tag(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        (self.ts, &self.from, &self.cid).hash(&mut h);
+        h.finish()
     }
 }
 
@@ -138,5 +149,19 @@ mod tests {
         let entries = parse_entries(reply);
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
         assert_eq!((entries[0].from.as_str(), entries[0].ts), ("bob", 99));
+    }
+
+    #[test]
+    fn a_tag_tells_messages_apart_but_not_their_seqs() {
+        let p = |s: &[u8]| parse_published(s).unwrap().entry;
+        let one = p(b"7\ne\n1700\nalice\nc-1\nhi");
+        assert_eq!(one.tag(), p(b"8\ne\n1700\nalice\nc-1\nhi").tag());
+        for other in [
+            p(b"7\ne\n1701\nalice\nc-1\nhi"),
+            p(b"7\ne\n1700\nbob\nc-1\nhi"),
+            p(b"7\ne\n1700\nalice\nc-2\nhi"),
+        ] {
+            assert_ne!(one.tag(), other.tag(), "{other:?}");
+        }
     }
 }

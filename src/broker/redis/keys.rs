@@ -12,7 +12,8 @@
 //! - `parley:{R}:cids`  hash "<from>\n<cid>" -> seq, for retries; trimmed
 //!   together with the stream, so the dedup window is the history window
 //! - `parley:{R}:epoch` random id set at the room's first message; a new
-//!   value means Redis lost the room's data
+//!   value means Redis lost the room's data (the key itself, or, noticed
+//!   by a node and rotated by ROTATE_SCRIPT, a tail of the room)
 //! - channel `parley:{R}` carries each stored message once
 
 /// The keys of one room, in the order the send script expects them.
@@ -113,6 +114,19 @@ end
 redis.call('PUBLISH', ARGV[7], seq .. '\n' .. epoch .. '\n' .. ARGV[4] ..
   '\n' .. ARGV[1] .. '\n' .. ARGV[2] .. '\n' .. ARGV[3])
 return {seq, epoch, 0}
+";
+
+/// Gives a room a new epoch, but only if it still has the one the caller
+/// knew, so nodes that notice the same loss rotate it once.
+/// KEYS: epoch. ARGV: the epoch known ('' for none), a fresh one.
+/// Returns the room's epoch now (nil if it has none).
+pub const ROTATE_SCRIPT: &str = r"
+local now = redis.call('GET', KEYS[1])
+if (now or '') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return ARGV[2]
+end
+return now
 ";
 
 /// Whether `user` may enter a room, registering a public one in the room

@@ -17,6 +17,7 @@ pub struct Scripts {
     pub enter: Script,
     pub exit: Script,
     pub reap: Script,
+    pub rotate: Script,
 }
 
 pub fn all() -> &'static Scripts {
@@ -31,6 +32,7 @@ pub fn all() -> &'static Scripts {
         enter: Script::new(keys::ENTER_SCRIPT),
         exit: Script::new(keys::EXIT_SCRIPT),
         reap: Script::new(keys::REAP_SCRIPT),
+        rotate: Script::new(keys::ROTATE_SCRIPT),
     })
 }
 
@@ -40,6 +42,7 @@ pub fn load(con: &mut Connection) -> RedisResult<()> {
     let s = all();
     let all = [
         &s.send, &s.access, &s.join, &s.history, &s.create, &s.invite, &s.enter, &s.exit, &s.reap,
+        &s.rotate,
     ];
     for script in all {
         script.load(con)?;

@@ -159,9 +159,7 @@ impl SubThread {
         let mut reset = p.req.since.is_some() && !p.resume;
         if p.resume {
             let since = p.req.since.unwrap_or(0);
-            let complete =
-                since == p.delivered || entries.first().is_some_and(|e| e.seq == since + 1);
-            if !complete {
+            if !super::recover::is_complete(&entries, since, p.delivered) {
                 // The stream no longer reaches back to `since`.
                 reset = true;
                 entries = self.latest(&p.req.room, p.delivered).unwrap_or_default();
@@ -175,6 +173,7 @@ impl SubThread {
 
     /// Counts the membership and queues `Joined` with its backlog.
     fn admit(&mut self, p: Planned, entries: Vec<Entry>, fields: Vec<String>, reset: bool) {
+        self.note_last(&p.req.room, &entries);
         if let Some(room) = self.rooms.get_mut(&p.req.room) {
             if let Some(n) = room.interest.get_mut(p.req.to.reactor) {
                 *n += 1;

@@ -12,9 +12,16 @@
 //! limit), the thread reconnects with back-off, resubscribes every room
 //! and backfills each from its stream. If a room's epoch changed, Redis
 //! lost its data: local members are told to reconnect (they then get
-//! `reset` on join) instead of being handed a silent gap.
+//! `reset` on join) instead of being handed a silent gap. The same happens
+//! when a gap or a backfill is no longer whole in the stream (trimmed past
+//! `delivered + 1`): a fill is delivered only if it is every seq from
+//! `delivered + 1` on, without holes. If a room's seq went backwards under
+//! an unchanged epoch (Redis lost its last messages but kept the epoch
+//! key), the room first gets a new epoch in Redis: see `recover`.
 
 mod batch;
+mod flow;
+mod recover;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +33,7 @@ use redis::{Client, PubSub, RedisResult, Value};
 
 use super::entry::{parse_entries, parse_published, Entry};
 use super::keys::{channel, room_of, RoomKeys};
-use super::link::{is_timeout, jitter, Link};
+use super::link::{is_timeout, jitter, Link, IO_TIMEOUT};
 use super::presence::Presence;
 use super::scripts;
 use crate::auth::store::{Revocations, REVOKED_CHANNEL, REVOKED_KEY};
@@ -34,8 +41,11 @@ use crate::broker::{JoinRequest, RoomName};
 use crate::chat::wire;
 use crate::chat::ErrorCode;
 use crate::reactor::inbox::{Event, Inbox, Joined, Reply};
+use flow::Gate;
 
 /// How long a pub/sub read waits before control requests are looked at.
+/// Only for polling: (un)subscribe replies get `IO_TIMEOUT` (see
+/// `with_io_timeout`).
 const POLL: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(3);
 
@@ -46,10 +56,22 @@ pub enum Control {
 
 struct Room {
     delivered: u64,
+    /// `Entry::tag` of the message at `delivered`, once this node has seen
+    /// it: another message there later means the seq was reused.
+    last: Option<u64>,
+    /// The highest seq read from the room's channel since subscribing (or
+    /// the last reset). Pub/sub carries a room's messages in the order the
+    /// send script ran, each seq above the one before, so a seq at or
+    /// below it means the room's counter went backwards.
+    live: u64,
+    /// The seq went backwards under an unchanged epoch: nothing more is
+    /// delivered until `catch_up` has given the room a new epoch.
+    rolled_back: bool,
     epoch: Option<String>,
     interest: Vec<u32>,
-    /// A gap could not be filled: live messages wait until the stream
-    /// can be read again (see `SubThread::retry_stalled`).
+    /// Not caught up with the stream yet: just resubscribed, or a gap
+    /// could not be read. `SubThread::retry_stalled` backfills it while
+    /// the reactors keep up; live messages wait until then.
     stalled: bool,
 }
 
@@ -72,6 +94,21 @@ pub struct SubThread {
     revoked: Arc<Revocations>,
     presence: Presence,
     rooms: HashMap<RoomName, Room>,
+    /// Closed while a reactor is behind (see `flow`).
+    gate: Gate,
+}
+
+/// Runs a (un)subscribe, whose reply is read on the pub/sub socket, with
+/// the command timeout rather than the 2 ms poll: a Redis busy for longer
+/// than that is not a broken connection.
+fn with_io_timeout<'a, T>(
+    pubsub: &mut PubSub<'a>,
+    f: impl FnOnce(&mut PubSub<'a>) -> RedisResult<T>,
+) -> RedisResult<T> {
+    pubsub.set_read_timeout(Some(IO_TIMEOUT))?;
+    let result = f(pubsub);
+    pubsub.set_read_timeout(Some(POLL))?;
+    result
 }
 
 /// Why the inner loop ended.
@@ -101,6 +138,7 @@ impl SubThread {
             pending_joins: Arc::default(),
             reconnects: Arc::default(),
             rooms: HashMap::new(),
+            gate: Gate::default(),
         }
     }
 
@@ -131,6 +169,10 @@ impl SubThread {
                 .and_then(|()| self.resubscribe(&mut pubsub))
             {
                 log::warn!("redis: resubscribe failed: {e}");
+                if self.wait(jitter(backoff)).is_err() {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
             if !first {
@@ -176,6 +218,12 @@ impl SubThread {
             if !joins.is_empty() && self.join_batch(joins, pubsub).is_err() {
                 return Exit::Reconnect;
             }
+            if !self.gate.is_open(&self.inboxes) {
+                // A reactor is behind: leave other nodes' messages in
+                // Redis rather than in its inbox (see `flow`).
+                std::thread::sleep(POLL);
+                continue;
+            }
             self.retry_stalled();
             match pubsub.get_message() {
                 Ok(msg) if msg.get_channel_name() == REVOKED_CHANNEL => {
@@ -216,17 +264,17 @@ impl SubThread {
         }
     }
 
-    /// After (re)connecting: subscribe to every room with local members and
-    /// deliver whatever they missed meanwhile.
+    /// After (re)connecting: subscribe to every room with local members.
+    /// What they missed meanwhile is delivered by `retry_stalled`, room by
+    /// room while the reactors keep up, before any live message.
     fn resubscribe(&mut self, pubsub: &mut PubSub<'_>) -> RedisResult<()> {
-        let names: Vec<RoomName> = self.rooms.keys().cloned().collect();
-        let mut channels: Vec<String> = names.iter().map(|r| channel(r)).collect();
+        let mut channels: Vec<String> = self.rooms.keys().map(|r| channel(r)).collect();
         channels.push(REVOKED_CHANNEL.to_string());
-        pubsub.subscribe(channels)?;
+        with_io_timeout(pubsub, |p| p.subscribe(channels))?;
         self.load_revoked();
         self.presence.restore(&mut self.side);
-        for name in names {
-            self.catch_up(&name);
+        for room in self.rooms.values_mut() {
+            room.stalled = true;
         }
         Ok(())
     }
@@ -263,17 +311,20 @@ impl SubThread {
             }
         }
         if !self.rooms.contains_key(&req.room) {
-            if let Err(e) = pubsub.subscribe(channel(&req.room)) {
+            if let Err(e) = with_io_timeout(pubsub, |p| p.subscribe(channel(&req.room))) {
                 self.refuse(req);
                 return Err(e);
             }
             let Some((seq, epoch)) = self.head(&req.room) else {
-                let _ = pubsub.unsubscribe(channel(&req.room));
+                let _ = with_io_timeout(pubsub, |p| p.unsubscribe(channel(&req.room)));
                 self.refuse(req);
                 return Ok(());
             };
             let room = Room {
                 delivered: seq,
+                last: None,
+                live: 0,
+                rolled_back: false,
                 epoch,
                 interest: vec![0; self.inboxes.len()],
                 stalled: false,
@@ -292,8 +343,7 @@ impl SubThread {
         let backlog = match req.since {
             Some(since) if same_epoch && since <= delivered => {
                 self.range(&req.room, since, delivered).map(|b| {
-                    let complete =
-                        since == delivered || b.first().is_some_and(|e| e.seq == since + 1);
+                    let complete = recover::is_complete(&b, since, delivered);
                     (b, !complete)
                 })
             }
@@ -308,6 +358,7 @@ impl SubThread {
             self.refuse(req);
             return self.drop_if_unused(&name, Some(pubsub));
         };
+        self.note_last(&req.room, &entries);
         let Some(online) = self.presence.enter(&mut self.side, &req.room, &req.user) else {
             let name = req.room.clone();
             self.refuse(req);
@@ -356,7 +407,7 @@ impl SubThread {
         if self.rooms.get(name).is_some_and(|r| r.total() == 0) {
             self.rooms.remove(name);
             if let Some(pubsub) = pubsub {
-                pubsub.unsubscribe(channel(name))?;
+                with_io_timeout(pubsub, |p| p.unsubscribe(channel(name)))?;
             }
         }
         Ok(())
@@ -432,13 +483,26 @@ impl SubThread {
             log::debug!("redis: unparsable message on room {name}");
             return;
         };
-        let Some((key, room)) = self.rooms.get_key_value(name) else {
+        let Some((key, _)) = self.rooms.get_key_value(name) else {
             return;
         };
         let key = key.clone();
+        let Some(room) = self.rooms.get_mut(&key) else {
+            return;
+        };
         let seq = published.entry.seq;
+        let went_back = seq <= room.live;
+        room.live = seq;
         if room.epoch.as_ref().is_some_and(|e| *e != published.epoch) {
-            return self.reset(&key, seq, Some(published.epoch));
+            return self.reset(&key, seq, Some(published.epoch), "its epoch changed");
+        }
+        if went_back || room.rolled_back {
+            // Not a late duplicate of a backfilled message: those are
+            // below `delivered` but still above `live`. The counter went
+            // backwards; `catch_up` rotates the epoch at the next turn.
+            room.rolled_back = true;
+            room.stalled = true;
+            return;
         }
         if seq <= room.delivered {
             return;
@@ -454,6 +518,10 @@ impl SubThread {
                 }
                 return;
             };
+            if !recover::is_complete(&missed, from, seq - 1) {
+                let epoch = Some(published.epoch);
+                return self.reset(&key, seq, epoch, "the stream no longer holds a gap");
+            }
             for entry in missed {
                 self.deliver(&key, &entry);
             }
@@ -464,69 +532,6 @@ impl SubThread {
         self.deliver(&key, &published.entry);
     }
 
-    /// Catches up rooms whose gap could not be filled, now that the stream
-    /// may be readable again.
-    fn retry_stalled(&mut self) {
-        let stalled: Vec<RoomName> = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| r.stalled)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for name in stalled {
-            self.catch_up(&name);
-        }
-    }
-
-    /// Delivers everything stored after `delivered` (after a reconnect or
-    /// a gap). Leaves the room stalled if Redis cannot be read.
-    fn catch_up(&mut self, name: &RoomName) {
-        let Some(room) = self.rooms.get_mut(name) else {
-            return;
-        };
-        room.stalled = true;
-        let Some((seq, epoch)) = self.head(name) else {
-            return;
-        };
-        let Some(room) = self.rooms.get(name) else {
-            return;
-        };
-        let lost = seq < room.delivered || (room.epoch.is_some() && epoch != room.epoch);
-        if lost {
-            self.reset(name, seq, epoch);
-        } else if seq > room.delivered {
-            let Some(missed) = self.range(name, room.delivered, seq) else {
-                return;
-            };
-            for entry in missed {
-                self.deliver(name, &entry);
-            }
-        }
-        if let Some(room) = self.rooms.get_mut(name) {
-            room.stalled = false;
-        }
-    }
-
-    /// The room's history is not what members saw: make them reconnect.
-    fn reset(&mut self, name: &RoomName, seq: u64, epoch: Option<String>) {
-        log::warn!("redis: room history changed under us (Redis lost data?); resetting members");
-        let Some(room) = self.rooms.get_mut(name) else {
-            return;
-        };
-        room.delivered = seq;
-        room.epoch = epoch;
-        let targets: Vec<usize> = room
-            .interest
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| **n > 0)
-            .map(|(i, _)| i)
-            .collect();
-        for reactor in targets {
-            self.send(reactor, Event::RoomReset { room: name.clone() });
-        }
-    }
-
     fn deliver(&mut self, name: &RoomName, entry: &Entry) {
         let Some(room) = self.rooms.get_mut(name) else {
             return;
@@ -535,6 +540,7 @@ impl SubThread {
             return;
         }
         room.delivered = entry.seq;
+        room.last = Some(entry.tag());
         let frame = entry.frame(name);
         for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
             if *n > 0 {
