@@ -13,7 +13,8 @@ import * as view from "./view.js";
 
 const { $ } = view;
 
-const USER_RULE = /^[A-Za-z0-9_.-]{1,32}$/;
+// Sign-up also wants a letter or digit somewhere (not just "." or "-").
+const USER_RULE = /^(?=.*[A-Za-z0-9])[A-Za-z0-9_.-]{1,32}$/;
 const ROOM_RULE = /^[A-Za-z0-9_.:-]{1,64}$/;
 const DEFAULT_ROOM = "lobby";
 
@@ -21,7 +22,7 @@ const DEFAULT_ROOM = "lobby";
 const AUTH_ERRORS = {
   invalid_credentials: "Wrong user name or password.",
   username_taken: "That user name is taken. Choose another, or log in if it is yours.",
-  invalid_username: "User names are 1–32 letters, digits, _ - or . (no spaces).",
+  invalid_username: "User names are 1–32 letters, digits, _ - or . (no spaces), with at least one letter or digit.",
   invalid_password: "Passwords need 8 to 128 characters.",
   busy: "The server is busy. Try again in a moment.",
   unavailable: "Accounts are unavailable right now. Try again in a moment.",
