@@ -111,7 +111,7 @@ pub const CLOSE_CODES: &[u16] = &[
 
 /// HTTP error statuses the server sends.
 pub const ERROR_STATUSES: &[u16] = &[
-    400, 401, 403, 404, 405, 408, 409, 411, 413, 426, 429, 431, 500, 501, 503, 505,
+    400, 401, 403, 404, 405, 408, 409, 411, 413, 414, 426, 429, 431, 500, 501, 503, 505,
 ];
 
 /// The limits whose refusals `parley_rate_limit_hits_total` counts, each
