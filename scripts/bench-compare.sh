@@ -4,7 +4,8 @@
 #
 #   scripts/bench-compare.sh [OUT_DIR] [BENCH...]
 #
-# BENCH is any of: idle cpu rate saturation churn light (default: all).
+# BENCH is any of: idle cpu rate saturation slow churn light (default:
+# all).
 # Every figure goes to OUT_DIR (default artifacts/bench) as one JSON file
 # per run, named TARGET-BENCH[-RATE].json, with the command beside it in
 # commands.txt. Everything runs on 127.0.0.1 and is stopped on exit.
@@ -23,7 +24,7 @@ source "$root/scripts/lib.sh"
 out=$(mkdir -p "${1:-$root/artifacts/bench}" && cd "${1:-$root/artifacts/bench}" && pwd)
 shift || true
 benches=("$@")
-((${#benches[@]})) || benches=(idle cpu rate saturation churn light)
+((${#benches[@]})) || benches=(idle cpu rate saturation slow churn light)
 
 parley_bin=${PARLEY_BIN:-$root/target/release/parley}
 lt_bin=${LT_BIN:-$root/target/release/parley-loadtest}
@@ -143,6 +144,14 @@ run_target() {
                 over="over_$target"
                 lt "saturation-${!over}" fanout --rooms 4 --members 1000 \
                     --rate "${!over}" --duration 8 --grace 5
+                stop_servers ;;
+            slow) # 10 members stop reading; 4 KB texts fill their
+                # buffers (kernel ~4 MB, then the server's own queue) in
+                # ~15 s. Parley cuts them with 1013; the rest must lose
+                # nothing and keep their latency.
+                start_servers "$target" 2
+                lt slow fanout --rooms 2 --members 100 --slow-members 10 \
+                    --rate 200 --size 4000 --duration 25 --grace 5
                 stop_servers ;;
             churn)
                 start_servers "$target" 2
