@@ -319,11 +319,20 @@ impl Redis {
             port: free_port(),
             dir,
         };
-        redis.spawn();
-        redis
+        // The port was free a moment ago; another test may take it first.
+        for _ in 0..5 {
+            if redis.spawn() {
+                return redis;
+            }
+            redis.port = free_port();
+        }
+        panic!("redis-server could not bind a free port");
     }
 
-    fn spawn(&mut self) {
+    /// Starts redis-server on `self.port`; false if the port was taken.
+    /// The server that answers must be ours (its pid), never another
+    /// test's that holds the port.
+    fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args([
@@ -340,9 +349,19 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (apt-get install redis-server)");
+        let pid = child.id();
         self.child = Some(child);
         let start = Instant::now();
-        while self.cli(&["PING"]).trim() != "PONG" {
+        loop {
+            let exited = self.child.as_mut().map(|c| c.try_wait());
+            if matches!(exited, Some(Ok(Some(_)))) {
+                self.child = None;
+                return false;
+            }
+            let info = self.cli(&["INFO", "server"]);
+            if info.contains(&format!("process_id:{pid}\r")) {
+                return true;
+            }
             assert!(start.elapsed() < WAIT, "redis did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -361,7 +380,11 @@ impl Redis {
     }
 
     pub fn restart(&mut self) {
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "port {} was taken while redis was down",
+            self.port
+        );
     }
 
     /// Runs redis-cli against this server and returns its output.
