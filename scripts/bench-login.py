@@ -3,7 +3,7 @@
 and chat latency on the same node with and without that load.
 
 Usage: python3 scripts/bench-login.py [--server target/release/parley]
-       [--loadtest target/release/parley-loadtest] [--workers 2]
+       [--loadtest target/release/parley-loadtest] [--workers 0]
        [--clients 8] [--seconds 10]
 
 Starts its own server on a free loopback port (accounts on, guests allowed
@@ -59,7 +59,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", default="target/release/parley")
     ap.add_argument("--loadtest", default="target/release/parley-loadtest")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="auth_workers; 0 (the server default) is cores minus one")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=10)
     args = ap.parse_args()
