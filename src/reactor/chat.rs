@@ -58,15 +58,17 @@ pub fn on_text(
     };
     let slot = chat.slot(req.room());
     let state = slot.and_then(|i| chat.rooms.get(i)).map(|s| s.state);
-    let in_room = matches!(
-        state,
-        Some(SlotState::Joining | SlotState::Joined | SlotState::Rejoining)
-    );
+    let in_room = state.is_some_and(SlotState::is_in_room);
     match req {
         Request::Join { room, since, epoch } => {
-            let rejoin = slot.filter(|_| state == Some(SlotState::Leaving));
-            if let Some(slot) = rejoin.and_then(|i| chat.rooms.get_mut(i)) {
-                slot.state = SlotState::Rejoining;
+            // Joining again a room left before its join was answered.
+            let rejoin = state.filter(|_| !in_room).map(SlotState::after_rejoin);
+            if let Some(next) = rejoin {
+                let slot = slot.and_then(|i| chat.rooms.get_mut(i));
+                match (next, slot) {
+                    (Some(next), Some(slot)) => slot.state = next,
+                    _ => return refuse(out, ErrorCode::Overloaded, id, &room, None),
+                }
             } else if state.is_some() {
                 return refuse(out, ErrorCode::AlreadyJoined, id, &room, None);
             } else if chat.rooms.len() >= ctx.config.max_rooms_per_conn {
@@ -81,7 +83,7 @@ pub fn on_text(
             if rejoin.is_none() {
                 chat.rooms.push(RoomSlot {
                     name: room.clone(),
-                    state: SlotState::Joining,
+                    state: SlotState::Joining { undo: 0 },
                 });
             }
             let epoch = epoch.map(|e| e.into_owned());
@@ -182,14 +184,13 @@ fn leave(chat: &mut ChatSession, i: usize, key: usize, ctx: &mut Ctx) {
     let Some(slot) = chat.rooms.get_mut(i) else {
         return;
     };
-    match slot.state {
-        SlotState::Joined => {
+    match slot.state.after_leave() {
+        Some(next) => slot.state = next,
+        None => {
             if let Some(slot) = chat.rooms.swap_remove(i) {
                 ctx.remove_member(&slot.name, key, &chat.user);
             }
         }
-        SlotState::Joining | SlotState::Rejoining => slot.state = SlotState::Leaving,
-        SlotState::Leaving => {}
     }
 }
 

@@ -152,18 +152,78 @@ pub struct RoomSlot {
     pub state: SlotState,
 }
 
+/// Where a socket stands in one room. The broker answers a socket's
+/// joins of a room in the order they were asked, so a slot only needs to
+/// count the joins it left before they were answered: their answers
+/// come first and are undone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotState {
-    /// Asked the broker; membership starts with its `Joined` event.
-    Joining,
+    /// Asked the broker; membership starts with its `Joined` event, after
+    /// the answers to `undo` earlier joins the socket left.
+    Joining { undo: u8 },
     /// Listed among the reactor's members of the room.
     Joined,
-    /// Left before `Joined` arrived; that event will undo the join.
-    Leaving,
-    /// Left and joined again while the first join was still in flight:
-    /// a second join is asked for; the first `Joined` to arrive is undone
-    /// and the second completes the slot.
-    Rejoining,
+    /// Left before the joins in flight were answered; each of their
+    /// `pending` answers is undone, and the last one frees the slot.
+    Leaving { pending: u8 },
+}
+
+/// What the broker's answer to one of a slot's joins means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The slot's own join: it applies (joined, or failed).
+    Own,
+    /// A join the socket left before it was answered: undo its
+    /// membership; the slot goes on as `Some(state)`, or goes.
+    Cancelled(Option<SlotState>),
+}
+
+impl SlotState {
+    /// Joined, or on its way: requests on the room are the socket's.
+    pub fn is_in_room(self) -> bool {
+        !matches!(self, SlotState::Leaving { .. })
+    }
+
+    /// After the socket leaves: `None` if the slot goes at once (it was
+    /// joined; the caller leaves the room).
+    pub fn after_leave(self) -> Option<SlotState> {
+        match self {
+            SlotState::Joined => None,
+            SlotState::Joining { undo } => Some(SlotState::Leaving {
+                pending: undo.saturating_add(1),
+            }),
+            leaving @ SlotState::Leaving { .. } => Some(leaving),
+        }
+    }
+
+    /// After the socket joins again while leaving: `None` if so many joins
+    /// are in flight already that the count would overflow.
+    pub fn after_rejoin(self) -> Option<SlotState> {
+        match self {
+            SlotState::Leaving { pending } if pending < u8::MAX => {
+                Some(SlotState::Joining { undo: pending })
+            }
+            _ => None,
+        }
+    }
+
+    /// What the next answer from the broker is for.
+    pub fn answer(self) -> Answer {
+        match self {
+            SlotState::Joining { undo: 0 } => Answer::Own,
+            SlotState::Joining { undo } => {
+                Answer::Cancelled(Some(SlotState::Joining { undo: undo - 1 }))
+            }
+            SlotState::Leaving { pending } if pending > 1 => {
+                Answer::Cancelled(Some(SlotState::Leaving {
+                    pending: pending - 1,
+                }))
+            }
+            SlotState::Leaving { .. } => Answer::Cancelled(None),
+            // Not asked for: undo it and keep the membership there is.
+            SlotState::Joined => Answer::Cancelled(Some(SlotState::Joined)),
+        }
+    }
 }
 
 pub struct Closing {
@@ -241,6 +301,39 @@ mod tests {
         for ip in ["10.1.2.3", "::1", "2001:db8::7", "127.0.0.1"] {
             assert_eq!(session(ip).peer().to_string(), ip);
         }
+    }
+
+    #[test]
+    fn join_leave_flapping_answers_only_the_last_join() {
+        // join, leave, join, leave, join before any answer: three joins
+        // in flight, the first two cancelled.
+        let mut s = SlotState::Joining { undo: 0 };
+        for _ in 0..2 {
+            s = s.after_leave().unwrap();
+            assert!(!s.is_in_room());
+            s = s.after_rejoin().unwrap();
+            assert!(s.is_in_room());
+        }
+        assert_eq!(s, SlotState::Joining { undo: 2 });
+        for _ in 0..2 {
+            match s.answer() {
+                Answer::Cancelled(Some(next)) => s = next,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(s.answer(), Answer::Own);
+
+        // Left for good: the last cancelled answer frees the slot.
+        let mut s = SlotState::Joining { undo: 1 }.after_leave().unwrap();
+        assert_eq!(s, SlotState::Leaving { pending: 2 });
+        match s.answer() {
+            Answer::Cancelled(Some(next)) => s = next,
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.answer(), Answer::Cancelled(None));
+        assert_eq!(SlotState::Joined.after_leave(), None);
+        let full = SlotState::Leaving { pending: u8::MAX };
+        assert_eq!(full.after_rejoin(), None);
     }
 
     #[test]

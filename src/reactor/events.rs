@@ -7,7 +7,7 @@
 
 use slab::Slab;
 
-use super::conn::{Conn, SlotState};
+use super::conn::{Answer, Conn, SlotState};
 use super::ctx::Ctx;
 use super::inbox::{Event, Joined, Reply};
 use super::input;
@@ -123,17 +123,16 @@ fn on_joined(j: Joined, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
         let chat = conn.chat()?;
         let i = chat.slot(&j.room)?;
         let slot = chat.rooms.get_mut(i)?;
-        match slot.state {
-            SlotState::Joining => {
+        match slot.state.answer() {
+            Answer::Own => {
                 slot.state = SlotState::Joined;
                 Some(conn)
             }
-            SlotState::Rejoining => {
-                // The join the socket left; the next `Joined` is its own.
-                slot.state = SlotState::Joining;
+            Answer::Cancelled(Some(next)) => {
+                slot.state = next;
                 None
             }
-            _ => {
+            Answer::Cancelled(None) => {
                 chat.rooms.swap_remove(i);
                 None
             }
@@ -167,15 +166,18 @@ fn on_join_failed(r: Reply, conns: &mut Slab<Conn>, ctx: &mut Ctx) {
     };
     if let Some(chat) = conn.chat() {
         if let Some(i) = chat.slot(&r.room) {
-            if let Some(slot) = chat.rooms.get_mut(i) {
-                if slot.state == SlotState::Rejoining {
-                    // The join the socket left failed; its answer is moot
-                    // and the second join is still on its way.
-                    slot.state = SlotState::Joining;
-                    return;
+            let answer = chat.rooms.get(i).map(|slot| slot.state.answer());
+            if let Some(Answer::Cancelled(Some(next))) = answer {
+                // A join the socket left failed: moot, nothing to undo.
+                if let Some(slot) = chat.rooms.get_mut(i) {
+                    slot.state = next;
                 }
+                return;
             }
             chat.rooms.swap_remove(i);
+            if answer != Some(Answer::Own) {
+                return;
+            }
         }
     }
     conn.out

@@ -111,8 +111,11 @@ mod tests {
         assert_eq!(slots.position("a"), Some(0));
         assert_eq!(slots.position("b"), None);
         assert!(slots.get_mut(1).is_none());
-        slots.get_mut(0).unwrap().state = SlotState::Leaving;
-        assert_eq!(slots.get(0).unwrap().state, SlotState::Leaving);
+        slots.get_mut(0).unwrap().state = SlotState::Leaving { pending: 1 };
+        assert_eq!(
+            slots.get(0).unwrap().state,
+            SlotState::Leaving { pending: 1 }
+        );
     }
 
     #[test]
