@@ -205,6 +205,27 @@ impl MemoryBroker {
         self.reply(to, Event::failed(to, room, code, cid, id));
     }
 
+    /// A join that did not get in.
+    fn refuse_join(&self, req: JoinRequest, code: ErrorCode) {
+        let reply = Reply {
+            to: req.to,
+            room: req.room,
+            code,
+            cid: None,
+            id: req.id,
+        };
+        self.reply(req.to, Event::JoinFailed(Box::new(reply)));
+    }
+
+    /// The inboxes of the reactors with members in `room`.
+    fn members_of<'a>(&'a self, room: &'a Room) -> impl Iterator<Item = &'a Arc<Inbox>> + 'a {
+        let with_members = room.interest.iter().map(|n| *n > 0);
+        self.inboxes
+            .iter()
+            .zip(with_members)
+            .filter_map(|(i, m)| m.then_some(i))
+    }
+
     /// Queues `frame` for every reactor with members in `room`.
     fn broadcast(
         &self,
@@ -214,31 +235,25 @@ impl MemoryBroker {
         droppable: bool,
         skip: Option<Arc<str>>,
     ) {
-        for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
-            if *n > 0 {
-                inbox.push(Event::Broadcast {
-                    room: name.clone(),
-                    frame: frame.clone(),
-                    droppable,
-                    skip: skip.clone(),
-                });
-            }
+        for inbox in self.members_of(room) {
+            inbox.push(Event::Broadcast {
+                room: name.clone(),
+                frame: frame.clone(),
+                droppable,
+                skip: skip.clone(),
+            });
         }
     }
-}
 
-impl MemoryBroker {
     /// Tells every reactor with members in `room` that `user` came online
     /// or went offline there.
     fn announce(&self, room: &Room, name: &RoomName, user: &Arc<str>, online: bool) {
-        for (inbox, n) in self.inboxes.iter().zip(&room.interest) {
-            if *n > 0 {
-                inbox.push(Event::Presence {
-                    room: name.clone(),
-                    user: user.clone(),
-                    online,
-                });
-            }
+        for inbox in self.members_of(room) {
+            inbox.push(Event::Presence {
+                room: name.clone(),
+                user: user.clone(),
+                online,
+            });
         }
     }
 }
@@ -246,25 +261,11 @@ impl MemoryBroker {
 impl Broker for MemoryBroker {
     fn join(&self, req: JoinRequest) {
         let Some(room) = self.room(&req.room, true) else {
-            let reply = Reply {
-                to: req.to,
-                room: req.room,
-                code: ErrorCode::Overloaded,
-                cid: None,
-                id: req.id,
-            };
-            return self.reply(req.to, Event::JoinFailed(Box::new(reply)));
+            return self.refuse_join(req, ErrorCode::Overloaded);
         };
         let mut room = lock(&room);
         if !room.admits(&req.user) {
-            let reply = Reply {
-                to: req.to,
-                room: req.room,
-                code: ErrorCode::Forbidden,
-                cid: None,
-                id: req.id,
-            };
-            return self.reply(req.to, Event::JoinFailed(Box::new(reply)));
+            return self.refuse_join(req, ErrorCode::Forbidden);
         }
         if !room.used {
             room.used = true;
@@ -342,13 +343,7 @@ impl Broker for MemoryBroker {
             };
             return self.reply(req.to, Event::Acked(Box::new(acked)));
         }
-        let targets = || {
-            room.interest
-                .iter()
-                .zip(&self.inboxes)
-                .filter(|(n, _)| **n > 0)
-        };
-        if targets().any(|(_, inbox)| inbox.is_full()) {
+        if self.members_of(&room).any(|inbox| inbox.is_full()) {
             return self.fail(
                 req.to,
                 req.room,
@@ -361,7 +356,7 @@ impl Broker for MemoryBroker {
         let seq = room.last_seq + 1;
         let ts = now_ms();
         let frame = wire::message(&req.room, seq, &req.from, &req.text, ts, &req.cid);
-        for (_, inbox) in targets() {
+        for inbox in self.members_of(&room) {
             inbox.push(Event::Deliver {
                 room: req.room.clone(),
                 frame: frame.clone(),
