@@ -9,8 +9,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::run::{figure, loadtest, try_loadtest};
-use parley::config::Config;
+use common::run::{assert_delivered_once, figure, loadtest, parley, stop, try_loadtest};
 use parley::server::Server;
 
 /// The server's session key, hex; a test key, never a real one.
@@ -19,18 +18,12 @@ const OTHER_KEY: &str = "0badc0de0badc0de0badc0de0badc0de0badc0de0badc0de0badc0d
 
 /// Parley with accounts only: no `allow_guests`.
 fn accounts_only() -> Server {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        reactors: 2,
-        log_level: "warn".into(),
-        allow_guests: false,
-        session_key: KEY.into(),
-        message_rate: 1_000_000,
+    parley(|c| {
+        c.allow_guests = false;
+        c.session_key = KEY.into();
         // Hashes cost what the test can afford, not what production needs.
-        password_iterations: 1_000,
-        ..Default::default()
-    };
-    Server::start(config).expect("start parley")
+        c.password_iterations = 1_000;
+    })
 }
 
 /// A key file holding `hex`, unique to this test process and `name`.
@@ -38,11 +31,6 @@ fn key_file(name: &str, hex: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("lt-{name}-{}.key", std::process::id()));
     std::fs::write(&path, format!("{hex}\n")).expect("write key file");
     path
-}
-
-fn stop(server: Server) {
-    server.shutdown_handle().shutdown();
-    server.join();
 }
 
 /// 2 rooms of 10 members, 4 publishing for `secs` seconds, with `auth`.
@@ -63,15 +51,8 @@ fn minted_tokens_get_every_member_in_and_lose_nothing() {
     std::fs::remove_file(&key).ok();
     stop(server);
 
-    let table = report.table();
-    assert!(report.ok(), "{table}");
-    assert_eq!(figure(&report, "joined"), 20, "{table}");
-    assert_eq!(figure(&report, "lost"), 0, "{table}");
-    assert_eq!(figure(&report, "duplicated"), 0, "{table}");
-    assert_eq!(figure(&report, "reordered"), 0, "{table}");
-    let acked = figure(&report, "acked");
-    assert!(acked >= 50, "{table}");
-    assert_eq!(figure(&report, "delivered"), acked * 10, "{table}");
+    assert_eq!(figure(&report, "joined"), 20, "{}", report.table());
+    assert_delivered_once(&report, 10, 50);
 }
 
 #[test]

@@ -5,20 +5,12 @@
 
 mod common;
 
-use common::run::{figure, loadtest};
+use common::run::{assert_delivered_once, figure, loadtest, parley, stop};
 use common::{faulty_server, Faults};
 
 #[test]
 fn parley_delivers_every_acked_message_once_in_order() {
-    let config = parley::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        reactors: 2,
-        log_level: "warn".into(),
-        allow_guests: true,
-        message_rate: 1_000_000,
-        ..Default::default()
-    };
-    let server = parley::server::Server::start(config).expect("start parley");
+    let server = parley(|_| {});
     let report = loadtest(
         server.local_addr(),
         &[
@@ -37,18 +29,9 @@ fn parley_delivers_every_acked_message_once_in_order() {
             "5",
         ],
     );
-    let table = report.table();
-    assert!(report.ok(), "{table}");
-    assert_eq!(figure(&report, "lost"), 0, "{table}");
-    assert_eq!(figure(&report, "duplicated"), 0, "{table}");
-    assert_eq!(figure(&report, "reordered"), 0, "{table}");
-    let acked = figure(&report, "acked");
-    assert!(acked >= 500, "{table}");
-    assert_eq!(figure(&report, "delivered"), acked * 20, "{table}");
-    assert!(figure(&report, "latency_p50_us") > 0, "{table}");
-
-    server.shutdown_handle().shutdown();
-    server.join();
+    stop(server);
+    assert_delivered_once(&report, 20, 500);
+    assert!(figure(&report, "latency_p50_us") > 0, "{}", report.table());
 }
 
 const SMALL_RUN: &[&str] = &[
@@ -143,16 +126,7 @@ fn slow_members_are_cut_with_1013_and_the_rest_lose_nothing() {
     // 4 KB texts at 500 msg/s per room for 3 s: 6 MB for each member
     // that stops reading, past the ~4 MB that loopback socket buffers
     // hold plus a small outbound cap.
-    let config = parley::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        reactors: 2,
-        log_level: "warn".into(),
-        allow_guests: true,
-        message_rate: 1_000_000,
-        max_outbound_bytes: 65_536,
-        ..Default::default()
-    };
-    let server = parley::server::Server::start(config).expect("start parley");
+    let server = parley(|c| c.max_outbound_bytes = 65_536);
     let report = loadtest(
         server.local_addr(),
         &[
@@ -175,19 +149,12 @@ fn slow_members_are_cut_with_1013_and_the_rest_lose_nothing() {
             "5",
         ],
     );
-    server.shutdown_handle().shutdown();
-    server.join();
+    stop(server);
 
     let table = report.table();
-    assert!(report.ok(), "{table}");
     assert_eq!(figure(&report, "slow_members"), 4, "{table}");
     assert_eq!(figure(&report, "slow_cut_1013"), 4, "{table}");
     assert_eq!(figure(&report, "slow_not_cut"), 0, "{table}");
-    assert_eq!(figure(&report, "lost"), 0, "{table}");
-    assert_eq!(figure(&report, "duplicated"), 0, "{table}");
-    assert_eq!(figure(&report, "reordered"), 0, "{table}");
     // Every acked message reached the 4 normal members of its room.
-    let acked = figure(&report, "acked");
-    assert!(acked >= 1000, "{table}");
-    assert_eq!(figure(&report, "delivered"), acked * 4, "{table}");
+    assert_delivered_once(&report, 4, 1000);
 }

@@ -1,21 +1,16 @@
 //! `idle` and `churn` against a real in-process Parley: short, bounded
 //! runs that must complete without errors and report their figures.
 
+mod common;
+
 use clap::Parser;
+use common::run::{parley, stop};
 use parley_loadtest::cli::Cli;
 use parley_loadtest::report::Report;
 use parley_loadtest::run_scenario;
 
 fn against_parley(scenario: &[&str]) -> Report {
-    let config = parley::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        reactors: 1,
-        log_level: "warn".into(),
-        allow_guests: true,
-        message_rate: 1_000_000,
-        ..Default::default()
-    };
-    let server = parley::server::Server::start(config).expect("start parley");
+    let server = parley(|c| c.reactors = 1);
     let url = format!("ws://{}/ws", server.local_addr());
     let pid = std::process::id().to_string();
     let mut args = vec!["parley-loadtest", "--url", &url, "--quiet"];
@@ -23,8 +18,7 @@ fn against_parley(scenario: &[&str]) -> Report {
     args.extend_from_slice(scenario);
     let cli = Cli::parse_from(args);
     let report = run_scenario(&cli.common, &cli.scenario).expect("run");
-    server.shutdown_handle().shutdown();
-    server.join();
+    stop(server);
     report
 }
 
