@@ -117,6 +117,8 @@ settings! {
     /// Private rooms one user may create on the embedded broker (private
     /// rooms are never forgotten to make space).
     max_owned_rooms: usize = 100, env "PARLEY_MAX_OWNED_ROOMS";
+    /// Members a private room may have; invitations past it are refused.
+    max_room_members: usize = 10_000, env "PARLEY_MAX_ROOM_MEMBERS";
     /// Bytes of message history the embedded broker keeps in all rooms;
     /// past it, idle rooms are forgotten, then the oldest messages.
     max_history_bytes: usize = 256 * 1024 * 1024, env "PARLEY_MAX_HISTORY_BYTES";
@@ -289,6 +291,7 @@ impl Config {
             ("max_rooms_per_conn", u(self.max_rooms_per_conn), 1, 10_000),
             ("max_rooms", u(self.max_rooms), 1, 100_000_000),
             ("max_owned_rooms", u(self.max_owned_rooms), 1, 1_000_000),
+            ("max_room_members", u(self.max_room_members), 1, 10_000_000),
             (
                 "max_history_bytes",
                 u(self.max_history_bytes),

@@ -200,6 +200,7 @@ fn make_broker(
             max_rooms: config.max_rooms,
             max_history_bytes: config.max_history_bytes,
             max_owned_rooms: config.max_owned_rooms,
+            max_room_members: config.max_room_members,
         };
         return Ok(Arc::new(MemoryBroker::new(inboxes, limits)));
     }
@@ -208,6 +209,7 @@ fn make_broker(
         history_size: config.history_size,
         history_on_join: config.history_on_join,
         max_pending: config.redis_max_pending,
+        max_room_members: config.max_room_members,
     };
     let broker = RedisBroker::start(options, inboxes, revoked)
         .map_err(|e| io::Error::other(format!("redis: {e}")))?;

@@ -762,3 +762,11 @@ fn presence_spans_nodes_and_a_dead_node_leaves_no_ghosts() {
     let (joined, _) = survivor.client("late").join("hall", None);
     assert_eq!(joined["online"], json!(["guest:late", "guest:watcher"]));
 }
+
+/// The member cap holds with Redis too (in the invite script).
+#[test]
+fn private_room_members_are_capped_in_redis() {
+    let redis = Redis::start();
+    let node = Server::start_node(&redis, &["--max-room-members", "2"]);
+    common::check_room_member_limit(&node);
+}

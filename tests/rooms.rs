@@ -284,3 +284,10 @@ fn private_rooms_per_owner_are_capped() {
     c.send(json!({"type":"create","room":"open","private":false}));
     c.recv_type("created");
 }
+
+/// Invitations store names: a private room's members are capped.
+#[test]
+fn private_room_members_are_capped() {
+    let server = Server::start(&["--max-room-members", "2"]);
+    common::check_room_member_limit(&server);
+}

@@ -23,6 +23,7 @@ pub enum ErrorCode {
     InvalidUser,
     Forbidden,
     RoomExists,
+    RoomFull,
 }
 
 impl ErrorCode {
@@ -42,6 +43,7 @@ impl ErrorCode {
             ErrorCode::InvalidUser => "invalid_user",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RoomExists => "room_exists",
+            ErrorCode::RoomFull => "room_full",
         }
     }
 
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::InvalidUser => "user names are 1-32 of A-Z a-z 0-9 _ - .",
             ErrorCode::Forbidden => "this room is private and you are not a member",
             ErrorCode::RoomExists => "a room with that name exists",
+            ErrorCode::RoomFull => "the room has as many members as it may",
         }
     }
 }

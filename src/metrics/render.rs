@@ -356,6 +356,7 @@ mod tests {
                 max_rooms: 1,
                 max_history_bytes: 1 << 20,
                 max_owned_rooms: 1,
+                max_room_members: 1,
             },
         );
         let text = render(&stats, &broker, false);

@@ -499,3 +499,25 @@ pub fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
 pub fn metrics(addr: SocketAddr) -> std::collections::HashMap<String, f64> {
     parse_metrics(&get_body(addr, "/metrics"))
 }
+
+/// Against a server started with `--max-room-members 2`: a private room
+/// takes its creator and one invitee, refuses a third name with
+/// `room_full`, and still accepts inviting a member again.
+pub fn check_room_member_limit(server: &Server) {
+    let mut owner = server.client("owner");
+    owner.send(serde_json::json!({"type":"create","room":"small","private":true}));
+    owner.recv_type("created");
+    let mut invite = |user: &str| {
+        owner.send(serde_json::json!({"type":"invite","room":"small","user":user}));
+        recv_until(&mut owner, |v| {
+            v["type"] == "invited" || v["type"] == "error"
+        })
+    };
+    assert_eq!(invite("guest:one")["type"], "invited");
+    let refused = invite("guest:two");
+    assert_eq!(refused["code"], "room_full", "{refused}");
+    assert_eq!(invite("guest:one")["type"], "invited", "already a member");
+    let mut two = server.client("two");
+    two.send(serde_json::json!({"type":"join","room":"small"}));
+    assert_eq!(two.recv_type("error")["code"], "forbidden");
+}

@@ -43,6 +43,9 @@ pub struct Limits {
     /// forgotten (their member list is what keeps others out), so this is
     /// what stops one account from filling `max_rooms` with them.
     pub max_owned_rooms: usize,
+    /// Members one private room may have: invitations store names, and
+    /// nothing else bounds how many one owner sends.
+    pub max_room_members: usize,
 }
 
 /// Rooms a `rooms` answer lists at most (the Redis broker's cap too).
@@ -443,6 +446,12 @@ impl Broker for MemoryBroker {
             .and_then(|r| r.members.as_mut())
             .filter(|_| allowed)
         {
+            Some(members)
+                if members.len() >= self.limits.max_room_members
+                    && !members.contains(req.user.as_str()) =>
+            {
+                self.fail(req.to, req.room, ErrorCode::RoomFull, None, req.id)
+            }
             Some(members) => {
                 let user: Arc<str> = Arc::from(req.user.as_str());
                 lock(&self.listing).add_member(&req.room, &user);

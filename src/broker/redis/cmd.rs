@@ -51,6 +51,8 @@ pub struct CmdThread {
     pub rx: Receiver<Command>,
     pub inboxes: Vec<Arc<Inbox>>,
     pub history_size: usize,
+    /// Members a private room may have (invitations past it: `room_full`).
+    pub max_room_members: usize,
     pub up: Arc<AtomicBool>,
     pub node: Arc<str>,
 }
@@ -189,7 +191,8 @@ impl CmdThread {
                         .arg(keys::user_rooms(&i.user))
                         .arg(&*i.by)
                         .arg(&i.user)
-                        .arg(&*i.room);
+                        .arg(&*i.room)
+                        .arg(self.max_room_members);
                 }
                 Command::Rooms(r) => {
                     pipe.cmd("SUNION")
@@ -268,6 +271,9 @@ impl CmdThread {
             }
             (Command::Invite(i), Some(Value::Int(1))) => {
                 self.reply(i.to, wire::invited(&i.room, &i.user, i.id.as_ref()));
+            }
+            (Command::Invite(i), Some(Value::Int(-1))) => {
+                self.fail(i.to, i.room, ErrorCode::RoomFull, None, i.id)
             }
             (Command::Invite(i), Some(_)) => {
                 self.fail(i.to, i.room, ErrorCode::Forbidden, None, i.id)

@@ -167,12 +167,18 @@ end
 return 1
 ";
 
-/// Adds a member to a private room, for its owner only.
-/// KEYS: meta, members, invitee's rooms. ARGV: by, user, room.
+/// Adds a member to a private room, for its owner only, up to a number of
+/// members. KEYS: meta, members, invitee's rooms. ARGV: by, user, room,
+/// max members. Returns 1 (added), 0 (not the owner of a private room),
+/// -1 (full).
 pub const INVITE_SCRIPT: &str = r"
 if redis.call('HGET', KEYS[1], 'private') ~= '1'
     or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then
   return 0
+end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[4])
+    and redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 then
+  return -1
 end
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])

@@ -48,6 +48,8 @@ pub struct Options {
     /// Requests waiting for the command thread before sends are refused
     /// with `overloaded`.
     pub max_pending: usize,
+    /// Members a private room may have.
+    pub max_room_members: usize,
 }
 
 pub struct RedisBroker {
@@ -81,6 +83,7 @@ impl RedisBroker {
             rx: command_rx,
             inboxes: inboxes.clone(),
             history_size: options.history_size,
+            max_room_members: options.max_room_members,
             up: cmd_up.clone(),
             node: node.clone(),
         };
